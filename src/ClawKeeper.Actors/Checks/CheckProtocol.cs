@@ -1,0 +1,67 @@
+using System.Text.Json.Serialization;
+
+namespace ClawKeeper.Actors.Checks;
+
+/// <summary>pass | warn | fail | error (could not be evaluated) | skipped (not configured).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<CheckStatus>))]
+public enum CheckStatus
+{
+    [JsonStringEnumMemberName("pass")] Pass,
+    [JsonStringEnumMemberName("warn")] Warn,
+    [JsonStringEnumMemberName("fail")] Fail,
+    [JsonStringEnumMemberName("error")] Error,
+    [JsonStringEnumMemberName("skipped")] Skipped,
+}
+
+public static class CheckStatusExtensions
+{
+    public static string ToWire(this CheckStatus status) => status switch
+    {
+        CheckStatus.Pass => "pass",
+        CheckStatus.Warn => "warn",
+        CheckStatus.Fail => "fail",
+        CheckStatus.Error => "error",
+        CheckStatus.Skipped => "skipped",
+        _ => throw new ArgumentOutOfRangeException(nameof(status), status, null),
+    };
+
+    /// <summary>Fail and error make a heartbeat fail; warn and skipped do not.</summary>
+    public static bool IsProblem(this CheckStatus status) => status is CheckStatus.Fail or CheckStatus.Error;
+
+    /// <summary>The status of a group: the worst of its checks (fail before error before warn).</summary>
+    public static CheckStatus Worst(IEnumerable<CheckStatus> statuses)
+    {
+        var all = statuses.ToList();
+        if (all.Count == 0) return CheckStatus.Error;
+        if (all.Contains(CheckStatus.Fail)) return CheckStatus.Fail;
+        if (all.Contains(CheckStatus.Error)) return CheckStatus.Error;
+        if (all.Contains(CheckStatus.Warn)) return CheckStatus.Warn;
+        if (all.All(s => s == CheckStatus.Skipped)) return CheckStatus.Skipped;
+        return CheckStatus.Pass;
+    }
+}
+
+/// <summary>What a check found, before the runner adds its id and duration.</summary>
+public sealed record CheckOutcome(CheckStatus Status, string Observed, string Threshold, string Detail)
+{
+    public static CheckOutcome Pass(string observed, string threshold, string detail = "") => new(CheckStatus.Pass, observed, threshold, detail);
+    public static CheckOutcome Warn(string observed, string threshold, string detail) => new(CheckStatus.Warn, observed, threshold, detail);
+    public static CheckOutcome Fail(string observed, string threshold, string detail) => new(CheckStatus.Fail, observed, threshold, detail);
+    public static CheckOutcome Error(string threshold, string detail) => new(CheckStatus.Error, "not evaluated", threshold, detail);
+    public static CheckOutcome Skipped(string threshold, string reason) => new(CheckStatus.Skipped, "not evaluated", threshold, reason);
+}
+
+/// <summary>One check's line in the report.</summary>
+public sealed record CheckResult(string Check, CheckStatus Status, string Observed, string Threshold, string Detail, long DurationMs);
+
+/// <summary>A group's answer to <see cref="RunCheckGroup"/>.</summary>
+public sealed record GroupResult(string Group, string HeartbeatId, IReadOnlyList<CheckResult> Checks)
+{
+    public CheckStatus Status => CheckStatusExtensions.Worst(Checks.Select(c => c.Status));
+}
+
+/// <summary>What a check may know about the heartbeat it runs in.</summary>
+public sealed record CheckContext(string HeartbeatId, DateTimeOffset StartedAt, DateTimeOffset? PreviousCompletedAt);
+
+/// <summary>Asks a group to run all its checks now and answer with a <see cref="GroupResult"/>.</summary>
+public sealed record RunCheckGroup(CheckContext Context);

@@ -1,0 +1,36 @@
+using ClawKeeper.Actors.Serialization;
+
+namespace ClawKeeper.Actors.Heartbeat;
+
+/// <summary>Runs one heartbeat now; the sender gets <see cref="HeartbeatCompleted"/>. Joins a heartbeat already in flight.</summary>
+public sealed record RunHeartbeatNow : IClawKeeperMessage
+{
+    public static readonly RunHeartbeatNow Instance = new();
+}
+
+/// <summary>Answer to <see cref="RunHeartbeatNow"/>, also published on the event stream after each heartbeat.</summary>
+public sealed record HeartbeatCompleted(HeartbeatReport Report) : IClawKeeperMessage;
+
+/// <summary>Asks for the supervisor's persisted state; answered with <see cref="HeartbeatState"/>.</summary>
+public sealed record GetHeartbeatState : IClawKeeperMessage
+{
+    public static readonly GetHeartbeatState Instance = new();
+}
+
+/// <summary>Timer message: time for a heartbeat.</summary>
+internal sealed record HeartbeatTick
+{
+    public static readonly HeartbeatTick Instance = new();
+}
+
+/// <summary>Timer message: the groups of heartbeat <paramref name="HeartbeatId"/> ran out of time.</summary>
+internal sealed record RoundDeadline(string HeartbeatId);
+
+/// <summary>The heartbeat rows waiting for <c>agent_runs</c> were written (or not).</summary>
+internal sealed record RunLogsWritten(IReadOnlyList<string> Written, string? Error);
+
+/// <summary>Timer message: try the unwritten heartbeat rows again.</summary>
+internal sealed record RetryRunLogs
+{
+    public static readonly RetryRunLogs Instance = new();
+}

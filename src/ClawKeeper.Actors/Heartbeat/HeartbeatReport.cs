@@ -1,0 +1,59 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ClawKeeper.Actors.Checks;
+
+namespace ClawKeeper.Actors.Heartbeat;
+
+[JsonConverter(typeof(JsonStringEnumConverter<HeartbeatStatus>))]
+public enum HeartbeatStatus
+{
+    [JsonStringEnumMemberName("pass")] Pass,
+    [JsonStringEnumMemberName("fail")] Fail,
+}
+
+/// <summary>The report of one heartbeat: the JSON contract of ARCHITECTURE.md §3.</summary>
+public sealed record HeartbeatReport(
+    string Id,
+    DateTimeOffset StartedAt,
+    DateTimeOffset CompletedAt,
+    HeartbeatStatus Status,
+    int ConsecutiveFailures,
+    WriteBlockReport WriteBlock,
+    IReadOnlyList<GroupReport> Groups,
+    IReadOnlyList<ActionReport> Actions,
+    IReadOnlyList<AlertReport> Alerts,
+    bool DryRun = false)
+{
+    public long DurationMs => (long)(CompletedAt - StartedAt).TotalMilliseconds;
+
+    public IEnumerable<(string Group, CheckResult Check)> AllChecks() =>
+        Groups.SelectMany(g => g.Checks.Select(c => (g.Group, c)));
+
+    public IEnumerable<(string Group, CheckResult Check)> Problems() =>
+        AllChecks().Where(x => x.Check.Status.IsProblem());
+
+    public string ToJson(bool indented = false) =>
+        JsonSerializer.Serialize(this, indented ? HeartbeatJson.Indented : HeartbeatJson.Compact);
+}
+
+public sealed record WriteBlockReport(bool Active, string? Reason = null, DateTimeOffset? Since = null);
+
+public sealed record GroupReport(string Group, CheckStatus Status, IReadOnlyList<CheckResult> Checks);
+
+/// <summary>An action the heartbeat took and how it went.</summary>
+public sealed record ActionReport(string Action, string Detail, string Outcome);
+
+/// <summary>An alert the heartbeat raised (audience, channels, stable dedup key) and where it stands.</summary>
+public sealed record AlertReport(string Audience, IReadOnlyList<string> Channels, string DedupKey, string Severity, string Summary, string Delivery);
+
+public static class HeartbeatJson
+{
+    public static readonly JsonSerializerOptions Compact = Create(indented: false);
+    public static readonly JsonSerializerOptions Indented = Create(indented: true);
+
+    private static JsonSerializerOptions Create(bool indented) => new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = indented,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+}

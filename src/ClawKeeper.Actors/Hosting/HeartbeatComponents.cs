@@ -1,0 +1,68 @@
+using Akka.Actor;
+using ClawKeeper.Actors.Checks;
+using ClawKeeper.Actors.Checks.SystemHealth;
+using ClawKeeper.Actors.Checks.TaskQueue;
+using ClawKeeper.Actors.Heartbeat;
+using ClawKeeper.Actors.Integrations;
+using ClawKeeper.Actors.Settings;
+using Npgsql;
+
+namespace ClawKeeper.Actors.Hosting;
+
+/// <summary>
+/// The real check groups of the heartbeat, wired to the platform database, the API and the
+/// provider circuit breakers. The other three groups join here in their own issues.
+/// </summary>
+public static class HeartbeatComponents
+{
+    public static readonly IReadOnlyList<string> SystemHealthChecks = new[]
+    {
+        "api_server_responding", "database_connection", "orchestrators_reachable", "worker_pool_capacity", "circuit_breakers_closed",
+    };
+
+    public static readonly IReadOnlyList<string> TaskQueueChecks = new[]
+    {
+        "queue_depth", "stuck_tasks", "error_rate", "average_task_latency",
+    };
+
+    public static IReadOnlyList<CheckGroupDefinition> CheckGroups(
+        ClawKeeperSettings settings, NpgsqlDataSource? platform, HttpClient http, ProviderCircuitBreakers breakers) =>
+        new[]
+        {
+            new CheckGroupDefinition(Checks.CheckGroups.SystemHealth, SystemHealthChecks, environment =>
+            {
+                var pinger = new OrchestratorPinger(environment.Orchestrators, settings.Orchestrators);
+                return CheckGroupActor.Props(Checks.CheckGroups.SystemHealth, new IPlatformCheck[]
+                {
+                    new ApiServerRespondingCheck(http, settings.SystemHealth),
+                    new DatabaseConnectionCheck(platform, settings.SystemHealth),
+                    new OrchestratorsReachableCheck(pinger, settings.SystemHealth),
+                    new WorkerPoolCapacityCheck(pinger, settings.SystemHealth),
+                    new CircuitBreakersClosedCheck(breakers, settings.SystemHealth),
+                });
+            }),
+            new CheckGroupDefinition(Checks.CheckGroups.TaskQueue, TaskQueueChecks, _ =>
+                CheckGroupActor.Props(Checks.CheckGroups.TaskQueue, new IPlatformCheck[]
+                {
+                    new QueueDepthCheck(platform, settings.TaskQueue),
+                    new StuckTasksCheck(platform, settings.TaskQueue),
+                    new ErrorRateCheck(platform, settings.TaskQueue),
+                    new AverageTaskLatencyCheck(platform, settings.TaskQueue),
+                })),
+        };
+
+    /// <summary>Everything the supervisor needs on this node, created against the node's ActorSystem.</summary>
+    public static HeartbeatSupervisorOptions SupervisorOptions(
+        ActorSystem system, ClawKeeperSettings settings, NpgsqlDataSource platform, HttpClient http, string persistenceId, bool scheduled, bool dryRun)
+    {
+        var breakers = new ProviderCircuitBreakers(system.Scheduler, settings.Integrations);
+        return new HeartbeatSupervisorOptions(
+            persistenceId,
+            settings.Heartbeat,
+            CheckGroups(settings, platform, http, breakers),
+            settings.Orchestrators,
+            new PlatformHeartbeatRunLog(platform),
+            scheduled,
+            dryRun);
+    }
+}

@@ -1,0 +1,102 @@
+using System.CommandLine;
+using Akka.Actor;
+using ClawKeeper.Host.Configuration;
+using ClawKeeper.Host.Node;
+using ClawKeeper.Platform;
+using ClawKeeper.Platform.LocalServer;
+using ClawKeeper.Platform.Schema;
+using ClawKeeper.Platform.Seeding;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Serilog;
+
+namespace ClawKeeper.Host.Cli;
+
+/// <summary>
+/// <c>demo</c>: a throwaway PostgreSQL under <c>./.clawkeeper/</c>, migrated and seeded, and one
+/// node heartbeating every few seconds. Ctrl+C (or --stop-after) stops the node and the server.
+/// </summary>
+public static class DemoCommand
+{
+    public static Command Build()
+    {
+        var stopAfter = new Option<int?>("--stop-after")
+        {
+            Description = "Stop by itself after this many seconds (default: run until Ctrl+C)",
+        };
+        stopAfter.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is <= 0) result.AddError("--stop-after must be a positive number of seconds");
+        });
+        var command = new Command("demo", "Start a throwaway local PostgreSQL under ./.clawkeeper/, migrate and seed it, and run one node with a short heartbeat interval.") { stopAfter };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var workDirectory = Path.GetFullPath(".clawkeeper");
+            Directory.CreateDirectory(workDirectory);
+            var journalPath = Path.Combine(workDirectory, "demo-journal.db");
+
+            // Validate the configuration before starting anything (the demo database is filled in below).
+            var (_, preliminary) = ClawKeeperCli.LoadSettings(parse, new[] { "demo.conf" }, requirePlatformDb: false);
+            SerilogSetup.Configure(preliminary.Logging, toStandardError: false);
+
+            Console.Out.WriteLine($"Starting a throwaway PostgreSQL in {Path.Combine(workDirectory, "pg")} ...");
+            await using var server = await LocalPostgresServer.StartAsync(Path.Combine(workDirectory, "pg"), cancellationToken);
+            try
+            {
+                await server.CreateDatabaseAsync("clawkeeper");
+                var platform = server.ConnectionStringFor("clawkeeper");
+                var migrated = await PlatformMigrator.MigrateAsync(platform, cancellationToken);
+                var seeded = await DemoSeeder.SeedAsync(platform, cancellationToken);
+                foreach (var stale in new[] { journalPath, journalPath + "-wal", journalPath + "-shm" })
+                    File.Delete(stale);
+                var envFile = Path.Combine(workDirectory, "demo.env");
+                await File.WriteAllTextAsync(envFile, $"{ConfigurationLoader.PlatformDbVariable}='{platform}'\n", cancellationToken);
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(envFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+                var (config, settings) = ClawKeeperCli.LoadSettings(parse, new[] { "demo.conf" }, new Dictionary<string, string>
+                {
+                    ["clawkeeper.platform-db.connection-string"] = platform,
+                    ["clawkeeper.journal.connection-string"] = "",
+                    ["clawkeeper.journal.sqlite-path"] = journalPath,
+                });
+
+                using var host = ClawKeeperNode.Build(config, settings, NodeMode.ClusterNode);
+                await host.StartAsync(cancellationToken);
+                var system = host.Services.GetRequiredService<ActorSystem>();
+                var address = Akka.Cluster.Cluster.Get(system).SelfAddress;
+                Console.Out.WriteLine($"""
+
+                    ClawKeeper demo is running.
+                      Platform database : postgresql://{ConnectionStrings.Describe(platform)} ({migrated.Applied.Count} migrations, {seeded.Tenants} tenants, {seeded.Tasks} tasks, {seeded.AuditEntries} audit entries)
+                      Connection string : in {envFile} (not printed: it holds the password)
+                      Cluster node      : {address}
+                      Heartbeat         : every {settings.Heartbeat.Interval.TotalSeconds:0} s, first in {settings.Heartbeat.InitialDelay.TotalSeconds:0} s
+                      One-off report    : set -a; . {envFile}; set +a; dotnet run --project src/ClawKeeper.Host -- check --once --json
+                    Ctrl+C stops the node and the database.
+
+                    """);
+
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                if (parse.GetValue(stopAfter) is { } seconds) stop.CancelAfter(TimeSpan.FromSeconds(seconds));
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Ctrl+C or --stop-after: shut down below.
+                }
+                Console.Out.WriteLine("Stopping the demo node ...");
+                await host.StopAsync(CancellationToken.None);
+            }
+            finally
+            {
+                Console.Out.WriteLine("Stopping the demo PostgreSQL ...");
+                await server.StopAsync();
+                await Log.CloseAndFlushAsync();
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

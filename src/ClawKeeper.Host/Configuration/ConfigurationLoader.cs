@@ -1,0 +1,66 @@
+using System.Collections;
+using System.Text.Json;
+using Akka.Configuration;
+
+namespace ClawKeeper.Host.Configuration;
+
+/// <summary>A configuration problem the operator can fix: exit 2, the message names the key or file.</summary>
+public sealed class ConfigurationProblemException(string message) : Exception(message);
+
+/// <summary>
+/// Builds the effective HOCON: <c>hocon/clawkeeper.conf</c> and <c>hocon/akka.conf</c>, then overlays
+/// (e.g. <c>hocon/demo.conf</c>), then <c>--config FILE</c>, then the environment (highest).
+/// </summary>
+public static class ConfigurationLoader
+{
+    public const string PlatformDbVariable = "CLAWKEEPER_PLATFORM_DB";
+    public const string JournalDbVariable = "CLAWKEEPER_JOURNAL_DB";
+
+    public static string HoconDirectory => Path.Combine(AppContext.BaseDirectory, "hocon");
+
+    public static Config Load(IEnumerable<string> overlays, FileInfo? configFile, IDictionary environment, IReadOnlyDictionary<string, string>? overrides = null)
+    {
+        var config = ParseFile(Path.Combine(HoconDirectory, "clawkeeper.conf"), "built-in hocon/clawkeeper.conf")
+            .WithFallback(ParseFile(Path.Combine(HoconDirectory, "akka.conf"), "built-in hocon/akka.conf"));
+        foreach (var overlay in overlays)
+            config = ParseFile(Path.Combine(HoconDirectory, overlay), $"built-in hocon/{overlay}").WithFallback(config);
+        if (configFile is not null)
+        {
+            if (!configFile.Exists)
+                throw new ConfigurationProblemException($"--config: file not found: {configFile.FullName}");
+            config = ParseFile(configFile.FullName, $"--config {configFile.FullName}").WithFallback(config);
+        }
+
+        var fromEnvironment = new List<string>();
+        AddIfSet(environment, PlatformDbVariable, "clawkeeper.platform-db.connection-string", fromEnvironment);
+        AddIfSet(environment, JournalDbVariable, "clawkeeper.journal.connection-string", fromEnvironment);
+        if (fromEnvironment.Count > 0)
+            config = ConfigurationFactory.ParseString(string.Join("\n", fromEnvironment)).WithFallback(config);
+        if (overrides is { Count: > 0 })
+            config = ConfigurationFactory.ParseString(string.Join("\n", overrides.Select(kv => $"{kv.Key} = {Quote(kv.Value)}"))).WithFallback(config);
+        return config;
+    }
+
+    /// <summary>A HOCON string literal (JSON escaping is valid HOCON).</summary>
+    public static string Quote(string value) => JsonSerializer.Serialize(value);
+
+    private static void AddIfSet(IDictionary environment, string variable, string key, List<string> lines)
+    {
+        if (environment[variable] is string value && value.Length > 0)
+            lines.Add($"{key} = {Quote(value)}");
+    }
+
+    private static Config ParseFile(string path, string description)
+    {
+        if (!File.Exists(path))
+            throw new ConfigurationProblemException($"{description}: file not found ({path})");
+        try
+        {
+            return ConfigurationFactory.ParseString(File.ReadAllText(path));
+        }
+        catch (Exception ex)
+        {
+            throw new ConfigurationProblemException($"{description}: not valid HOCON: {ex.Message}");
+        }
+    }
+}

@@ -1,0 +1,61 @@
+using Akka.Hosting;
+using Akka.Logger.Serilog;
+using ClawKeeper.Actors.Heartbeat;
+using ClawKeeper.Actors.Hosting;
+using ClawKeeper.Actors.Settings;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using Serilog;
+using AkkaConfig = Akka.Configuration.Config;
+
+namespace ClawKeeper.Host.Node;
+
+/// <summary>How a node hosts its heartbeat.</summary>
+public enum NodeMode
+{
+    /// <summary>Cluster member; the heartbeat is a cluster singleton that ticks on its interval.</summary>
+    ClusterNode,
+
+    /// <summary>One heartbeat on demand (<c>check --once</c>): no cluster, no timer.</summary>
+    OneShot,
+}
+
+/// <summary>Builds the generic host of a ClawKeeper node: Serilog, Akka.Hosting, the heartbeat.</summary>
+public static class ClawKeeperNode
+{
+    public static IHost Build(AkkaConfig config, ClawKeeperSettings settings, NodeMode mode, bool dryRun = false)
+    {
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddSerilog(dispose: false);
+        builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(settings.PlatformConnectionString));
+        builder.Services.AddSingleton(_ => new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }));
+
+        builder.Services.AddAkka(ClawKeeperAkkaExtensions.ActorSystemName, (akka, services) =>
+        {
+            var platform = services.GetRequiredService<NpgsqlDataSource>();
+            var http = services.GetRequiredService<HttpClient>();
+            akka.AddHocon(config, HoconAddMode.Prepend)
+                .ConfigureLoggers(loggers =>
+                {
+                    loggers.ClearLoggers();
+                    loggers.AddSerilogLogging();
+                })
+                .WithClawKeeperSerialization()
+                .WithClawKeeperPersistence(settings.Journal);
+
+            if (mode == NodeMode.ClusterNode)
+            {
+                akka.WithClawKeeperCluster(settings.Node)
+                    .WithHeartbeatSingleton(system => HeartbeatComponents.SupervisorOptions(
+                        system, settings, platform, http, HeartbeatSupervisorOptions.NodePersistenceId, scheduled: true, dryRun: false));
+            }
+            else
+            {
+                akka.WithHeartbeatActor(system => HeartbeatComponents.SupervisorOptions(
+                    system, settings, platform, http, HeartbeatSupervisorOptions.CliPersistenceId, scheduled: false, dryRun: dryRun));
+            }
+        });
+        return builder.Build();
+    }
+}

@@ -1,0 +1,3 @@
+using ClawKeeper.Host.Cli;
+
+return await ClawKeeperCli.RunAsync(args);
