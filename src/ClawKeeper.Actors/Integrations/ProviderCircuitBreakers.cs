@@ -23,10 +23,11 @@ public sealed record BreakerSnapshot(string Provider, BreakerState State, int Fa
 public sealed class ProviderCircuitBreakers
 {
     private readonly ConcurrentDictionary<string, Entry> _breakers = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time;
 
     public ProviderCircuitBreakers(IScheduler scheduler, IEnumerable<ProviderSettings> providers, TimeProvider? clock = null)
     {
-        var time = clock ?? TimeProvider.System;
+        var time = _time = clock ?? TimeProvider.System;
         foreach (var provider in providers)
         {
             var breaker = CircuitBreaker.Create(scheduler, provider.MaxFailures, provider.CallTimeout, provider.ResetTimeout);
@@ -45,8 +46,12 @@ public sealed class ProviderCircuitBreakers
             ? entry.Breaker
             : throw new ArgumentException($"no circuit breaker for provider '{provider}' (known: {string.Join(", ", _breakers.Keys)})", nameof(provider));
 
-    public IReadOnlyList<BreakerSnapshot> Snapshot() =>
-        _breakers.Values
+    public IReadOnlyList<BreakerSnapshot> Snapshot()
+    {
+        // Akka runs the OnOpen callback asynchronously: an open breaker seen before it ran is dated now.
+        foreach (var entry in _breakers.Values)
+            if (!entry.Breaker.IsClosed) entry.OpenedAt ??= _time.GetUtcNow();
+        return _breakers.Values
             .OrderBy(e => e.Settings.Provider, StringComparer.Ordinal)
             .Select(e => new BreakerSnapshot(
                 e.Settings.Provider,
@@ -56,6 +61,7 @@ public sealed class ProviderCircuitBreakers
                 e.Breaker.LastCaughtException?.Message,
                 e.Settings.ResetTimeout))
             .ToList();
+    }
 
     private sealed class Entry(ProviderSettings settings, CircuitBreaker breaker)
     {

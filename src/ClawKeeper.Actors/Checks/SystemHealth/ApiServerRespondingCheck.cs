@@ -16,7 +16,8 @@ public sealed class ApiServerRespondingCheck : IPlatformCheck
     }
 
     public string Id => "api_server_responding";
-    public TimeSpan Timeout => _settings.ApiTimeout;
+    // The runner's timeout is a safety net; the API's own deadline below turns a hang into a `fail`.
+    public TimeSpan Timeout => _settings.ApiTimeout + TimeSpan.FromSeconds(1);
 
     public async Task<CheckOutcome> RunAsync(CheckContext context, CancellationToken cancellationToken)
     {
@@ -25,11 +26,13 @@ public sealed class ApiServerRespondingCheck : IPlatformCheck
             return CheckOutcome.Skipped(threshold, "no API server configured (clawkeeper.checks.system-health.api-server.url is empty)");
 
         var url = new Uri(_settings.ApiUrl, "health");
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_settings.ApiTimeout);
         var stopwatch = Stopwatch.StartNew();
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, url);
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
             var elapsed = stopwatch.Elapsed.TotalMilliseconds;
             var observed = $"HTTP {(int)response.StatusCode} in {elapsed:0} ms";
             if (!response.IsSuccessStatusCode)
@@ -44,7 +47,7 @@ public sealed class ApiServerRespondingCheck : IPlatformCheck
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return CheckOutcome.Fail("no answer", threshold, $"{url} did not answer within {Timeout.TotalMilliseconds:0} ms");
+            return CheckOutcome.Fail("no answer", threshold, $"{url} did not answer within {_settings.ApiTimeout.TotalMilliseconds:0} ms");
         }
     }
 }

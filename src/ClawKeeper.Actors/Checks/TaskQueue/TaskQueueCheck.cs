@@ -34,6 +34,10 @@ public abstract class TaskQueueCheck : IPlatformCheck
             if (invisible is not null) return CheckOutcome.Error(Threshold, invisible);
             return await EvaluateAsync(connection, cancellationToken).ConfigureAwait(false);
         }
+        catch (PostgresException ex)
+        {
+            return CheckOutcome.Error(Threshold, $"platform database query failed: {ex.SqlState} {ex.MessageText}");
+        }
         catch (Exception ex) when (ex is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException && !cancellationToken.IsCancellationRequested)
         {
             return CheckOutcome.Error(Threshold, $"platform database unavailable: {ex.Message}");
