@@ -41,8 +41,12 @@ public static class CheckStatusExtensions
     }
 }
 
-/// <summary>What a check found, before the runner adds its id and duration.</summary>
-public sealed record CheckOutcome(CheckStatus Status, string Observed, string Threshold, string Detail)
+/// <summary>
+/// What a check found, before the runner adds its id and duration. <paramref name="Progress"/>
+/// is what a passing incremental check verified (e.g. new audit-chain positions); the supervisor
+/// persists it as the next watermark.
+/// </summary>
+public sealed record CheckOutcome(CheckStatus Status, string Observed, string Threshold, string Detail, ICheckProgress? Progress = null)
 {
     public static CheckOutcome Pass(string observed, string threshold, string detail = "") => new(CheckStatus.Pass, observed, threshold, detail);
     public static CheckOutcome Warn(string observed, string threshold, string detail) => new(CheckStatus.Warn, observed, threshold, detail);
@@ -52,7 +56,15 @@ public sealed record CheckOutcome(CheckStatus Status, string Observed, string Th
 }
 
 /// <summary>One check's line in the report.</summary>
-public sealed record CheckResult(string Check, CheckStatus Status, string Observed, string Threshold, string Detail, long DurationMs);
+public sealed record CheckResult(string Check, CheckStatus Status, string Observed, string Threshold, string Detail, long DurationMs)
+{
+    /// <summary>Verified positions to persist (never in the report JSON).</summary>
+    [JsonIgnore]
+    public ICheckProgress? Progress { get; init; }
+}
+
+/// <summary>Marker of what an incremental check verified this round.</summary>
+public interface ICheckProgress;
 
 /// <summary>A group's answer to <see cref="RunCheckGroup"/>.</summary>
 public sealed record GroupResult(string Group, string HeartbeatId, IReadOnlyList<CheckResult> Checks)
@@ -60,8 +72,20 @@ public sealed record GroupResult(string Group, string HeartbeatId, IReadOnlyList
     public CheckStatus Status => CheckStatusExtensions.Worst(Checks.Select(c => c.Status));
 }
 
-/// <summary>What a check may know about the heartbeat it runs in.</summary>
-public sealed record CheckContext(string HeartbeatId, DateTimeOffset StartedAt, DateTimeOffset? PreviousCompletedAt);
+/// <summary>
+/// What a check may know about the heartbeat it runs in: the positions verified so far and
+/// whether this round re-verifies everything (the slow cadence, or on demand).
+/// </summary>
+public sealed record CheckContext(
+    string HeartbeatId,
+    DateTimeOffset StartedAt,
+    DateTimeOffset? PreviousCompletedAt,
+    DataIntegrity.IntegrityWatermarks? Watermarks = null,
+    bool FullVerification = true)
+{
+    public DataIntegrity.IntegrityWatermarks EffectiveWatermarks =>
+        FullVerification || Watermarks is null ? DataIntegrity.IntegrityWatermarks.None : Watermarks;
+}
 
 /// <summary>Asks a group to run all its checks now and answer with a <see cref="GroupResult"/>.</summary>
 public sealed record RunCheckGroup(CheckContext Context);

@@ -40,7 +40,10 @@ public static class CheckRunner
         {
             outcome = CheckOutcome.Error("evaluated without exception", $"{ex.GetType().Name}: {FirstLine(ex.Message)}");
         }
-        return new CheckResult(check.Id, outcome.Status, outcome.Observed, outcome.Threshold, outcome.Detail, stopwatch.ElapsedMilliseconds);
+        return new CheckResult(check.Id, outcome.Status, outcome.Observed, outcome.Threshold, outcome.Detail, stopwatch.ElapsedMilliseconds)
+        {
+            Progress = outcome.Status == CheckStatus.Pass ? outcome.Progress : null,
+        };
     }
 
     private static CheckOutcome TimedOut(IPlatformCheck check) =>

@@ -1,3 +1,4 @@
+using ClawKeeper.Actors.Checks.DataIntegrity;
 using ClawKeeper.Actors.Serialization;
 
 namespace ClawKeeper.Actors.Heartbeat;
@@ -10,3 +11,15 @@ public sealed record HeartbeatRecorded(HeartbeatReport Report) : IHeartbeatEvent
 
 /// <summary>The heartbeat's row is in <c>agent_runs</c> (it may be written later than the heartbeat, e.g. after an outage).</summary>
 public sealed record HeartbeatRunLogged(string HeartbeatId) : IHeartbeatEvent;
+
+/// <summary>The data-integrity checks verified the platform up to these positions.</summary>
+public sealed record IntegrityVerified(IntegrityWatermarks Watermarks) : IHeartbeatEvent;
+
+/// <summary>An integrity failure blocked writes to the financial tables (held by the supervisor, even before the database has it).</summary>
+public sealed record WriteBlockImposed(string Reason, IReadOnlyList<string> Checks, DateTimeOffset At) : IHeartbeatEvent;
+
+/// <summary>The block is open in the database as <c>write_blocks</c> row <paramref name="BlockId"/>.</summary>
+public sealed record WriteBlockApplied(long BlockId) : IHeartbeatEvent;
+
+/// <summary>A super_admin lifted the block (seen in <c>write_blocks</c>).</summary>
+public sealed record WriteBlockLifted(long BlockId, string LiftedBy, string Reason, DateTimeOffset At) : IHeartbeatEvent;

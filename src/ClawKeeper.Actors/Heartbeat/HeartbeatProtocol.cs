@@ -2,8 +2,12 @@ using ClawKeeper.Actors.Serialization;
 
 namespace ClawKeeper.Actors.Heartbeat;
 
-/// <summary>Runs one heartbeat now; the sender gets <see cref="HeartbeatCompleted"/>. Joins a heartbeat already in flight.</summary>
-public sealed record RunHeartbeatNow : IClawKeeperMessage
+/// <summary>
+/// Runs one heartbeat now; the sender gets <see cref="HeartbeatCompleted"/>. Joins a heartbeat
+/// already in flight. <paramref name="FullVerification"/> re-verifies everything instead of
+/// reading only what is new since the last verified positions.
+/// </summary>
+public sealed record RunHeartbeatNow(bool FullVerification = false) : IClawKeeperMessage
 {
     public static readonly RunHeartbeatNow Instance = new();
 }
@@ -25,6 +29,9 @@ internal sealed record HeartbeatTick
 
 /// <summary>Timer message: the groups of heartbeat <paramref name="HeartbeatId"/> ran out of time.</summary>
 internal sealed record RoundDeadline(string HeartbeatId);
+
+/// <summary>The write-block guard finished for a closed round; the round completes with it.</summary>
+internal sealed record RoundClosed(HeartbeatRound Round, HeartbeatReport Report, WriteBlockOutcome WriteBlocks);
 
 /// <summary>The heartbeat rows waiting for <c>agent_runs</c> were written (or not).</summary>
 internal sealed record RunLogsWritten(IReadOnlyList<string> Written, string? Error);

@@ -36,7 +36,7 @@ public sealed record HeartbeatReport(
         JsonSerializer.Serialize(this, indented ? HeartbeatJson.Indented : HeartbeatJson.Compact);
 }
 
-public sealed record WriteBlockReport(bool Active, string? Reason = null, DateTimeOffset? Since = null);
+public sealed record WriteBlockReport(bool Active, string? Reason = null, DateTimeOffset? Since = null, long? BlockId = null);
 
 public sealed record GroupReport(string Group, CheckStatus Status, IReadOnlyList<CheckResult> Checks);
 

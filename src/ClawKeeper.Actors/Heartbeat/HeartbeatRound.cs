@@ -15,10 +15,21 @@ public sealed record HeartbeatRound(
     DateTimeOffset StartedAt,
     IReadOnlyList<ExpectedGroup> Expected,
     ImmutableDictionary<string, GroupResult> Received,
-    bool DryRun)
+    bool DryRun,
+    bool FullVerification = false)
 {
-    public static HeartbeatRound Start(string id, DateTimeOffset startedAt, IReadOnlyList<ExpectedGroup> expected, bool dryRun) =>
-        new(id, startedAt, expected, ImmutableDictionary<string, GroupResult>.Empty, dryRun);
+    public static HeartbeatRound Start(string id, DateTimeOffset startedAt, IReadOnlyList<ExpectedGroup> expected, bool dryRun, bool fullVerification = false) =>
+        new(id, startedAt, expected, ImmutableDictionary<string, GroupResult>.Empty, dryRun, fullVerification);
+
+    /// <summary>What the checks that passed verified this round (the next watermarks).</summary>
+    public IReadOnlyList<Checks.ICheckProgress> Progress =>
+        Received.Values.SelectMany(g => g.Checks).Where(c => c.Progress is not null).Select(c => c.Progress!).ToList();
+
+    /// <summary>Whether every data-integrity check of this round passed (a full verification only counts then).</summary>
+    public bool IntegrityAllPassed =>
+        Received.TryGetValue(CheckGroups.DataIntegrity, out var integrity) && integrity.Checks.Count > 0 && integrity.Checks.All(c => c.Status == CheckStatus.Pass);
+
+    public bool HasIntegrityGroup => Expected.Any(g => g.Group == CheckGroups.DataIntegrity);
 
     public bool IsComplete => Expected.All(g => Received.ContainsKey(g.Group));
 

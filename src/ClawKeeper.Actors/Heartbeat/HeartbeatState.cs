@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using ClawKeeper.Actors.Checks.DataIntegrity;
 using ClawKeeper.Actors.Serialization;
 
 namespace ClawKeeper.Actors.Heartbeat;
@@ -9,38 +10,46 @@ namespace ClawKeeper.Actors.Heartbeat;
 /// </summary>
 public sealed record HeartbeatState(
     int ConsecutiveFailures,
-    bool EscalationRaised,
     long HeartbeatsRecorded,
     HeartbeatReport? Latest,
-    ImmutableList<HeartbeatReport> UnloggedRuns) : IClawKeeperMessage
+    ImmutableList<HeartbeatReport> UnloggedRuns,
+    ImmutableHashSet<string> OpenAlerts,
+    IntegrityWatermarks Watermarks,
+    WriteBlockState WriteBlock) : IClawKeeperMessage
 {
     /// <summary>Heartbeat rows waiting for the database are kept, but not without bound.</summary>
     public const int MaxUnloggedRuns = 200;
 
-    public static readonly HeartbeatState Empty = new(0, false, 0, null, ImmutableList<HeartbeatReport>.Empty);
+    public static readonly HeartbeatState Empty = new(0, 0, null, ImmutableList<HeartbeatReport>.Empty,
+        ImmutableHashSet<string>.Empty, IntegrityWatermarks.None, WriteBlockState.None);
 
     public DateTimeOffset? LastCompletedAt => Latest?.CompletedAt;
+
+    public bool EscalationRaised => OpenAlerts.Contains(HeartbeatDecisions.ConsecutiveFailuresDedupKey);
 
     public HeartbeatState Apply(IHeartbeatEvent @event) => @event switch
     {
         HeartbeatRecorded recorded => Record(recorded.Report),
         HeartbeatRunLogged logged => this with { UnloggedRuns = UnloggedRuns.RemoveAll(r => r.Id == logged.HeartbeatId) },
+        IntegrityVerified verified => this with { Watermarks = verified.Watermarks },
+        WriteBlockImposed imposed => this with { WriteBlock = new WriteBlockState(true, imposed.Reason, imposed.Checks, imposed.At, null) },
+        WriteBlockApplied applied => this with { WriteBlock = WriteBlock with { Active = true, BlockId = applied.BlockId } },
+        WriteBlockLifted lifted when WriteBlock.BlockId == lifted.BlockId || WriteBlock.BlockId is null => this with { WriteBlock = WriteBlockState.None },
+        WriteBlockLifted => this,
         _ => throw new ArgumentOutOfRangeException(nameof(@event), @event.GetType().Name, "unknown heartbeat event"),
     };
 
     private HeartbeatState Record(HeartbeatReport report)
     {
-        var unlogged = UnloggedRuns.Add(report);
+        var unlogged = report.DryRun ? UnloggedRuns : UnloggedRuns.Add(report);
         if (unlogged.Count > MaxUnloggedRuns) unlogged = unlogged.RemoveRange(0, unlogged.Count - MaxUnloggedRuns);
-        var escalated = report.Status == HeartbeatStatus.Fail
-            && (EscalationRaised || report.Alerts.Any(a => a.DedupKey == HeartbeatDecisions.ConsecutiveFailuresDedupKey));
         return this with
         {
             ConsecutiveFailures = report.ConsecutiveFailures,
-            EscalationRaised = escalated,
             HeartbeatsRecorded = HeartbeatsRecorded + 1,
             Latest = report,
             UnloggedRuns = unlogged,
+            OpenAlerts = HeartbeatDecisions.OpenAlertsAfter(OpenAlerts, report),
         };
     }
 }

@@ -7,6 +7,12 @@ using ClawKeeper.Actors.Settings;
 
 namespace ClawKeeper.Actors.Heartbeat;
 
+/// <summary>When the data-integrity group re-verifies everything, and how long that may take.</summary>
+public sealed record IntegrityCadence(TimeSpan FullVerificationEvery, TimeSpan FullVerificationTimeout, bool BlockWrites)
+{
+    public static readonly IntegrityCadence Default = new(TimeSpan.FromHours(24), TimeSpan.FromMinutes(15), true);
+}
+
 /// <summary>How a supervisor is set up; the host builds one per mode (node or one-shot check).</summary>
 public sealed record HeartbeatSupervisorOptions(
     string PersistenceId,
@@ -15,16 +21,21 @@ public sealed record HeartbeatSupervisorOptions(
     IReadOnlyList<OrchestratorDefinition> Orchestrators,
     IHeartbeatRunLog RunLog,
     bool Scheduled = true,
-    bool DryRun = false)
+    bool DryRun = false,
+    IWriteBlockGuard? WriteBlocks = null,
+    IntegrityCadence? Integrity = null)
 {
     public const string NodePersistenceId = "clawkeeper-heartbeat";
     public const string CliPersistenceId = "clawkeeper-heartbeat-cli";
+
+    public IntegrityCadence IntegrityCadence => Integrity ?? IntegrityCadence.Default;
 }
 
 /// <summary>
 /// The heartbeat: ticks on a timer, fans a tick out to the check groups, gathers their results
-/// against a deadline, decides the outcome (pure, <see cref="HeartbeatDecisions"/>), persists it,
-/// logs the run in <c>agent_runs</c> and escalates. Never two heartbeats at once.
+/// against a deadline, decides the outcome (pure, <see cref="HeartbeatDecisions"/>), carries out
+/// the write-block action, persists the outcome, logs the run in <c>agent_runs</c> and escalates.
+/// Never two heartbeats at once.
 /// </summary>
 public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
 {
@@ -38,6 +49,8 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private readonly List<IActorRef> _waiters = new();
     private HeartbeatState _state = HeartbeatState.Empty;
     private HeartbeatRound? _round;
+    private bool _closing;
+    private bool _fullVerificationRequested;
     private IActorRef _checks = ActorRefs.Nobody;
     private bool _runLogInFlight;
 
@@ -59,26 +72,28 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
                 _log.Warning("Heartbeat tick skipped: {HeartbeatId} is still running", _round.Id);
                 return;
             }
-            StartRound(_options.DryRun);
+            StartRound();
         });
-        Command<RunHeartbeatNow>(_ =>
+        Command<RunHeartbeatNow>(run =>
         {
             _waiters.Add(Sender);
-            if (_round is null) StartRound(_options.DryRun);
+            _fullVerificationRequested |= run.FullVerification;
+            if (_round is null) StartRound();
         });
         Command<GroupResult>(result =>
         {
-            if (_round is null) return;
+            if (_round is null || _closing) return;
             _round = _round.With(result);
-            if (_round.IsComplete) FinishRound();
+            if (_round.IsComplete) CloseRound();
         });
         Command<RoundDeadline>(deadline =>
         {
-            if (_round is null || _round.Id != deadline.HeartbeatId) return;
+            if (_round is null || _closing || _round.Id != deadline.HeartbeatId) return;
             var missing = _round.Expected.Where(g => !_round.Received.ContainsKey(g.Group)).Select(g => g.Group);
-            _log.Warning("Heartbeat {HeartbeatId}: no answer from {MissingGroups} within {GroupTimeout}", _round.Id, string.Join(", ", missing), _options.Heartbeat.GroupTimeout);
-            FinishRound();
+            _log.Warning("Heartbeat {HeartbeatId}: no answer from {MissingGroups} by the deadline", _round.Id, string.Join(", ", missing));
+            CloseRound();
         });
+        Command<RoundClosed>(CompleteRound);
         Command<RunLogsWritten>(OnRunLogsWritten);
         Command<RetryRunLogs>(_ => WriteUnloggedRuns());
         Command<GetHeartbeatState>(_ => Sender.Tell(_state));
@@ -103,49 +118,111 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
 
     protected override void OnReplaySuccess()
     {
-        _log.Info("Heartbeat supervisor recovered: {HeartbeatsRecorded} heartbeats recorded, {ConsecutiveFailures} consecutive failures, {UnloggedRuns} runs waiting for agent_runs",
-            _state.HeartbeatsRecorded, _state.ConsecutiveFailures, _state.UnloggedRuns.Count);
+        _log.Info("Heartbeat supervisor recovered: {HeartbeatsRecorded} heartbeats recorded, {ConsecutiveFailures} consecutive failures, write block {WriteBlock}, {UnloggedRuns} runs waiting for agent_runs",
+            _state.HeartbeatsRecorded, _state.ConsecutiveFailures,
+            _state.WriteBlock.Active ? $"active since {_state.WriteBlock.Since:u} (#{_state.WriteBlock.BlockId?.ToString() ?? "not yet in the database"})" : "none",
+            _state.UnloggedRuns.Count);
         if (_options.Scheduled)
             Timers.StartPeriodicTimer(TickTimer, HeartbeatTick.Instance, _options.Heartbeat.InitialDelay, _options.Heartbeat.Interval);
         if (!_options.DryRun && _state.UnloggedRuns.Count > 0)
             Self.Tell(RetryRunLogs.Instance);
     }
 
-    private void StartRound(bool dryRun)
+    private void StartRound()
     {
         var now = Context.System.Scheduler.Now;
         var id = HeartbeatDecisions.NextId(now, _state.Latest?.Id);
         var expected = _options.Groups.Select(g => new ExpectedGroup(g.Group, g.CheckIds)).ToList();
-        _round = HeartbeatRound.Start(id, now, expected, dryRun);
-        _log.Info("Heartbeat {HeartbeatId} started: {GroupCount} groups", id, expected.Count);
+        var cadence = _options.IntegrityCadence;
+        var full = HeartbeatDecisions.FullVerificationDue(_state, now, cadence.FullVerificationEvery, _fullVerificationRequested);
+        _fullVerificationRequested = false;
+        _round = HeartbeatRound.Start(id, now, expected, _options.DryRun, full);
+        _closing = false;
+        _log.Info("Heartbeat {HeartbeatId} started: {GroupCount} groups{Mode}", id, expected.Count,
+            _round.HasIntegrityGroup ? (full ? ", full integrity verification" : ", incremental integrity verification") : "");
         if (expected.Count == 0)
         {
-            FinishRound();
+            CloseRound();
             return;
         }
-        Timers.StartSingleTimer(DeadlineTimer, new RoundDeadline(id), _options.Heartbeat.GroupTimeout);
-        _checks.Tell(new RunCheckGroup(new CheckContext(id, now, _state.LastCompletedAt)));
+        var deadline = full && _round.HasIntegrityGroup
+            ? TimeSpan.FromTicks(Math.Max(_options.Heartbeat.GroupTimeout.Ticks, cadence.FullVerificationTimeout.Ticks))
+            : _options.Heartbeat.GroupTimeout;
+        Timers.StartSingleTimer(DeadlineTimer, new RoundDeadline(id), deadline);
+        _checks.Tell(new RunCheckGroup(new CheckContext(id, now, _state.LastCompletedAt, _state.Watermarks, full)));
     }
 
-    private void FinishRound()
+    /// <summary>All groups answered (or the deadline passed): decide, then let the write-block guard act before completing.</summary>
+    private void CloseRound()
     {
         var round = _round!;
-        _round = null;
+        _closing = true;
         Timers.Cancel(DeadlineTimer);
         var groups = round.Close(_options.Heartbeat.GroupTimeout);
         var report = HeartbeatDecisions.Decide(_state, round.Id, round.StartedAt, Context.System.Scheduler.Now, groups,
             _options.Heartbeat.EscalateAfterFailures, round.DryRun);
+        var failure = _options.IntegrityCadence.BlockWrites ? HeartbeatDecisions.IntegrityFailureOf(groups) : null;
+
+        if (round.DryRun || _options.WriteBlocks is null)
+        {
+            var held = new List<IHeartbeatEvent>();
+            var actions = new List<ActionReport>();
+            if (failure is not null && !round.DryRun && !_state.WriteBlock.Active)
+            {
+                held.Add(new WriteBlockImposed(failure.Reason, failure.Checks, report.CompletedAt));
+                actions.Add(new ActionReport("block_writes", failure.Reason, "held by the supervisor (no database guard configured)"));
+            }
+            else if (failure is not null && round.DryRun)
+                actions.Add(new ActionReport("block_writes", failure.Reason, "not taken: dry run"));
+            Self.Tell(new RoundClosed(round, report, new WriteBlockOutcome(held, actions)));
+            return;
+        }
+
+        var now = report.CompletedAt;
+        _options.WriteBlocks.ReconcileAsync(_state.WriteBlock, failure, now, CancellationToken.None)
+            .PipeTo(Self,
+                success: outcome => new RoundClosed(round, report, outcome),
+                failure: ex => new RoundClosed(round, report, new WriteBlockOutcome(
+                    failure is null || _state.WriteBlock.Active ? Array.Empty<IHeartbeatEvent>() : new IHeartbeatEvent[] { new WriteBlockImposed(failure.Reason, failure.Checks, now) },
+                    new[] { new ActionReport("block_writes", failure?.Reason ?? "", $"guard failed: {ex.GetBaseException().Message}") })));
+    }
+
+    private void CompleteRound(RoundClosed closed)
+    {
+        if (_round is null || _round.Id != closed.Round.Id) return;
+        var round = closed.Round;
+
+        // The report shows the block as it stands after the guard acted.
+        var afterBlock = closed.WriteBlocks.Events.Aggregate(_state, (s, e) => s.Apply(e));
+        var report = closed.Report with
+        {
+            Actions = closed.Report.Actions.Concat(closed.WriteBlocks.Actions).ToList(),
+            WriteBlock = afterBlock.WriteBlock.ToReport(),
+        };
 
         if (round.DryRun)
         {
+            _round = null;
             Completed(report);
             return;
         }
-        Persist(new HeartbeatRecorded(report), recorded =>
+
+        var events = new List<IHeartbeatEvent> { new HeartbeatRecorded(report) };
+        events.AddRange(closed.WriteBlocks.Events);
+        if (round.HasIntegrityGroup)
         {
-            _state = _state.Apply(recorded);
+            var verified = _state.Watermarks.Advance(round.Progress, round.FullVerification && round.IntegrityAllPassed, report.CompletedAt);
+            if (verified != _state.Watermarks) events.Add(new IntegrityVerified(verified));
+        }
+
+        var remaining = events.Count;
+        PersistAll(events, e =>
+        {
+            _state = _state.Apply(e);
+            if (--remaining > 0) return;
+            _round = null;
             if (_state.HeartbeatsRecorded % _options.Heartbeat.SnapshotEvery == 0) SaveSnapshot(_state);
-            Completed(recorded.Report);
+            Completed(report);
             WriteUnloggedRuns();
         });
     }

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using ClawKeeper.Actors.Checks;
+using ClawKeeper.Actors.Checks.DataIntegrity;
 using ClawKeeper.Actors.Checks.SystemHealth;
 using ClawKeeper.Actors.Checks.TaskQueue;
 using ClawKeeper.Actors.Heartbeat;
@@ -23,6 +24,20 @@ public static class HeartbeatComponents
     public static readonly IReadOnlyList<string> TaskQueueChecks = new[]
     {
         "queue_depth", "stuck_tasks", "error_rate", "average_task_latency",
+    };
+
+    public static readonly IReadOnlyList<string> DataIntegrityChecks = new[]
+    {
+        "audit_log_continuous", "financial_totals_balance", "no_orphaned_records", "rls_policies_active",
+    };
+
+    /// <summary>The four data-integrity checks (also run by <c>writes unblock</c> before it lifts a block).</summary>
+    public static IReadOnlyList<IPlatformCheck> DataIntegrity(NpgsqlDataSource? platform, DataIntegritySettings settings) => new IPlatformCheck[]
+    {
+        new AuditLogContinuousCheck(platform, settings),
+        new FinancialTotalsBalanceCheck(platform, settings),
+        new NoOrphanedRecordsCheck(platform, settings),
+        new RlsPoliciesActiveCheck(platform, settings),
     };
 
     public static IReadOnlyList<CheckGroupDefinition> CheckGroups(
@@ -49,6 +64,8 @@ public static class HeartbeatComponents
                     new ErrorRateCheck(platform, settings.TaskQueue),
                     new AverageTaskLatencyCheck(platform, settings.TaskQueue),
                 })),
+            new CheckGroupDefinition(Checks.CheckGroups.DataIntegrity, DataIntegrityChecks, _ =>
+                CheckGroupActor.Props(Checks.CheckGroups.DataIntegrity, DataIntegrity(platform, settings.DataIntegrity))),
         };
 
     /// <summary>Everything the supervisor needs on this node, created against the node's ActorSystem.</summary>
@@ -63,6 +80,8 @@ public static class HeartbeatComponents
             settings.Orchestrators,
             new PlatformHeartbeatRunLog(platform),
             scheduled,
-            dryRun);
+            dryRun,
+            new PlatformWriteBlockGuard(platform),
+            new IntegrityCadence(settings.DataIntegrity.FullVerificationEvery, settings.DataIntegrity.Timeout, settings.DataIntegrity.BlockWrites));
     }
 }

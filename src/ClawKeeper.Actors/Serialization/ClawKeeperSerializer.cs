@@ -25,6 +25,10 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
     {
         [typeof(HeartbeatRecorded)] = "heartbeat-recorded.v1",
         [typeof(HeartbeatRunLogged)] = "heartbeat-run-logged.v1",
+        [typeof(IntegrityVerified)] = "integrity-verified.v1",
+        [typeof(WriteBlockImposed)] = "write-block-imposed.v1",
+        [typeof(WriteBlockApplied)] = "write-block-applied.v1",
+        [typeof(WriteBlockLifted)] = "write-block-lifted.v1",
         [typeof(HeartbeatState)] = "heartbeat-state.v1",
         [typeof(RunHeartbeatNow)] = "run-heartbeat-now.v1",
         [typeof(HeartbeatCompleted)] = "heartbeat-completed.v1",

@@ -13,6 +13,8 @@ public sealed record ClawKeeperSettings(
     HeartbeatSettings Heartbeat,
     SystemHealthSettings SystemHealth,
     TaskQueueSettings TaskQueue,
+    DataIntegritySettings DataIntegrity,
+    SecuritySettings Security,
     IReadOnlyList<OrchestratorDefinition> Orchestrators,
     IReadOnlyList<ProviderSettings> Integrations)
 {
@@ -78,6 +80,21 @@ public sealed record ClawKeeperSettings(
             MaxAverageLatency: r.Duration($"{tq}.max-average-latency", TimeSpan.FromSeconds(60)),
             SampleSize: r.Int($"{tq}.sample-size", 5, 1, 100));
 
+        const string di = $"{k}.checks.data-integrity";
+        var dataIntegrity = new DataIntegritySettings(
+            Timeout: r.Duration($"{di}.timeout", TimeSpan.FromMinutes(15)),
+            FullVerificationEvery: r.Duration($"{di}.full-verification-every", TimeSpan.FromHours(24), min: TimeSpan.FromSeconds(1)),
+            SampleSize: r.Int($"{di}.sample-size", 5, 1, 100),
+            ApplicationRole: r.String($"{di}.application-role", "clawkeeper_app"),
+            BlockWrites: r.Boolean($"{di}.block-writes", true));
+        if (string.IsNullOrWhiteSpace(dataIntegrity.ApplicationRole))
+            r.AddError($"{di}.application-role", "must name the role the application connects as");
+
+        var tokenHash = r.String($"{k}.security.super-admin-token-sha256").Trim().ToLowerInvariant();
+        if (tokenHash.Length > 0 && !System.Text.RegularExpressions.Regex.IsMatch(tokenHash, "^[0-9a-f]{64}$"))
+            r.AddError($"{k}.security.super-admin-token-sha256", "must be the lower-hex SHA-256 of the token (64 hex digits), e.g. from `printf %s \"$TOKEN\" | sha256sum`");
+        var security = new SecuritySettings(tokenHash);
+
         var orchestrators = new List<OrchestratorDefinition>();
         foreach (var name in OrchestratorCatalog.Names)
         {
@@ -102,7 +119,7 @@ public sealed record ClawKeeperSettings(
         }
 
         if (r.Errors.Count > 0) throw new InvalidSettingsException(r.Errors);
-        return new ClawKeeperSettings(node, logging, platform, journal, heartbeat, systemHealth, taskQueue, orchestrators, providers);
+        return new ClawKeeperSettings(node, logging, platform, journal, heartbeat, systemHealth, taskQueue, dataIntegrity, security, orchestrators, providers);
     }
 
     private static void ValidateConnectionString(SettingsReader r, string key, string value)
@@ -156,6 +173,16 @@ public sealed record TaskQueueSettings(
     double MaxErrorRate,
     TimeSpan MaxAverageLatency,
     int SampleSize);
+
+/// <param name="Timeout">Bound of one data-integrity check (a full verification of a large platform takes minutes).</param>
+/// <param name="FullVerificationEvery">Cadence of the full re-verification; rounds in between read only what is new.</param>
+public sealed record DataIntegritySettings(TimeSpan Timeout, TimeSpan FullVerificationEvery, int SampleSize, string ApplicationRole, bool BlockWrites);
+
+/// <param name="SuperAdminTokenSha256">Lower-hex SHA-256 of the super_admin token; empty = super_admin operations disabled.</param>
+public sealed record SecuritySettings(string SuperAdminTokenSha256)
+{
+    public bool SuperAdminConfigured => SuperAdminTokenSha256.Length == 64;
+}
 
 public sealed record ProviderSettings(string Provider, int MaxFailures, TimeSpan CallTimeout, TimeSpan ResetTimeout)
 {

@@ -104,6 +104,20 @@ public sealed class SettingsReader
         return value;
     }
 
+    public bool Boolean(string key, bool fallback)
+    {
+        if (!_config.HasPath(key)) return fallback;
+        var raw = RawText(key).Trim().ToLowerInvariant();
+        switch (raw)
+        {
+            case "true" or "on" or "yes": return true;
+            case "false" or "off" or "no": return false;
+            default:
+                AddError(key, $"must be true or false; got '{raw}'");
+                return fallback;
+        }
+    }
+
     public IReadOnlyList<string> StringList(string key)
     {
         if (!_config.HasPath(key)) return Array.Empty<string>();

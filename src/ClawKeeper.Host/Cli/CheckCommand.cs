@@ -23,7 +23,8 @@ public static class CheckCommand
         var json = new Option<bool>("--json") { Description = "Print the report as JSON (the ops report contract)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Observe only: persist nothing, write no agent_runs row, take no action" };
         var verbose = new Option<bool>("--verbose") { Description = "Log every step to stderr" };
-        var command = new Command("check", "Run one heartbeat against the platform database and print the report.") { once, json, dryRun, verbose };
+        var full = new Option<bool>("--full") { Description = "Re-verify all data (audit chains, ledger, references) instead of only what is new since the last verified positions" };
+        var command = new Command("check", "Run one heartbeat against the platform database and print the report.") { once, json, dryRun, verbose, full };
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (!parse.GetValue(once))
@@ -33,7 +34,7 @@ public static class CheckCommand
             }
             var (config, settings) = ClawKeeperCli.LoadSettings(parse);
             SerilogSetup.Configure(settings.Logging, toStandardError: true, minimum: parse.GetValue(verbose) ? null : LogEventLevel.Warning);
-            var report = await RunOnceAsync(config, settings, parse.GetValue(dryRun), cancellationToken);
+            var report = await RunOnceAsync(config, settings, parse.GetValue(dryRun), parse.GetValue(full), cancellationToken);
             Console.Out.WriteLine(parse.GetValue(json) ? report.ToJson(indented: true) : Render(report));
             await Log.CloseAndFlushAsync();
             return report.Status == HeartbeatStatus.Pass ? ExitCodes.Ok : ExitCodes.ChecksFailed;
@@ -41,7 +42,7 @@ public static class CheckCommand
         return command;
     }
 
-    public static async Task<HeartbeatReport> RunOnceAsync(Akka.Configuration.Config config, Actors.Settings.ClawKeeperSettings settings, bool dryRun, CancellationToken cancellationToken)
+    public static async Task<HeartbeatReport> RunOnceAsync(Akka.Configuration.Config config, Actors.Settings.ClawKeeperSettings settings, bool dryRun, bool fullVerification, CancellationToken cancellationToken)
     {
         using var host = ClawKeeperNode.Build(config, settings, NodeMode.OneShot, dryRun);
         await host.StartAsync(cancellationToken);
@@ -49,7 +50,8 @@ public static class CheckCommand
         {
             var registry = host.Services.GetRequiredService<ActorRegistry>();
             var supervisor = await registry.GetAsync<HeartbeatSupervisorKey>(cancellationToken);
-            var answer = await supervisor.Ask<HeartbeatCompleted>(RunHeartbeatNow.Instance, settings.Heartbeat.GroupTimeout + TimeSpan.FromSeconds(30), cancellationToken);
+            var answer = await supervisor.Ask<HeartbeatCompleted>(new RunHeartbeatNow(fullVerification),
+                settings.Heartbeat.GroupTimeout + settings.DataIntegrity.Timeout + TimeSpan.FromSeconds(30), cancellationToken);
             if (!dryRun) await WaitUntilLoggedAsync(supervisor, answer.Report.Id, cancellationToken);
             return answer.Report;
         }
@@ -87,6 +89,10 @@ public static class CheckCommand
                 if (check.Detail.Length > 0 && check.Status != CheckStatus.Pass) lines.Add($"            {check.Detail}");
             }
         }
+        if (report.WriteBlock.Active)
+            lines.Add($"  WRITES BLOCKED since {report.WriteBlock.Since:u} (write block #{report.WriteBlock.BlockId?.ToString() ?? "held, not yet in the database"}): {report.WriteBlock.Reason}");
+        foreach (var action in report.Actions)
+            lines.Add($"  ACTION {action.Action}: {action.Outcome}");
         foreach (var alert in report.Alerts)
             lines.Add($"  ALERT {alert.Audience} via {string.Join("+", alert.Channels)}: {alert.Summary} ({alert.Delivery})");
         return string.Join(Environment.NewLine, lines);

@@ -22,6 +22,7 @@ public static class ClawKeeperCli
         root.Subcommands.Add(DemoCommand.Build());
         root.Subcommands.Add(CheckCommand.Build());
         root.Subcommands.Add(DatabaseCommands.Build());
+        root.Subcommands.Add(WritesCommands.Build());
         return root;
     }
 
@@ -44,7 +45,7 @@ public static class ClawKeeperCli
             Console.Error.WriteLine(ex.Message);
             return ExitCodes.UsageOrConfiguration;
         }
-        catch (Exception ex) when (ex is Npgsql.NpgsqlException or System.Net.Sockets.SocketException)
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or System.Net.Sockets.SocketException or ClawKeeper.Platform.Schema.PlatformMigrationException)
         {
             // The message names host, port and database but never the password.
             Console.Error.WriteLine($"error: the database could not be reached or refused the operation: {ex.Message}");

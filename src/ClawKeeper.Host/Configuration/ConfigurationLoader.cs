@@ -16,6 +16,16 @@ public static class ConfigurationLoader
     public const string PlatformDbVariable = "CLAWKEEPER_PLATFORM_DB";
     public const string JournalDbVariable = "CLAWKEEPER_JOURNAL_DB";
 
+    /// <summary>Environment variable → setting (the environment wins over every file).</summary>
+    public static readonly IReadOnlyList<(string Variable, string Key)> EnvironmentOverrides = new[]
+    {
+        (PlatformDbVariable, "clawkeeper.platform-db.connection-string"),
+        (JournalDbVariable, "clawkeeper.journal.connection-string"),
+        ("CLAWKEEPER_NODE_HOSTNAME", "clawkeeper.node.hostname"),
+        ("CLAWKEEPER_NODE_PORT", "clawkeeper.node.port"),
+        ("CLAWKEEPER_SUPER_ADMIN_TOKEN_SHA256", "clawkeeper.security.super-admin-token-sha256"),
+    };
+
     public static string HoconDirectory => Path.Combine(AppContext.BaseDirectory, "hocon");
 
     public static Config Load(IEnumerable<string> overlays, FileInfo? configFile, IDictionary environment, IReadOnlyDictionary<string, string>? overrides = null)
@@ -32,8 +42,8 @@ public static class ConfigurationLoader
         }
 
         var fromEnvironment = new List<string>();
-        AddIfSet(environment, PlatformDbVariable, "clawkeeper.platform-db.connection-string", fromEnvironment);
-        AddIfSet(environment, JournalDbVariable, "clawkeeper.journal.connection-string", fromEnvironment);
+        foreach (var (variable, key) in EnvironmentOverrides)
+            AddIfSet(environment, variable, key, fromEnvironment);
         if (fromEnvironment.Count > 0)
             config = ConfigurationFactory.ParseString(string.Join("\n", fromEnvironment)).WithFallback(config);
         if (overrides is { Count: > 0 })

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using System.Runtime.Serialization;
 using ClawKeeper.Actors.Checks;
+using ClawKeeper.Actors.Checks.DataIntegrity;
 using ClawKeeper.Actors.Heartbeat;
 using ClawKeeper.Actors.Hosting;
 using ClawKeeper.Actors.Serialization;
@@ -34,7 +35,13 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
     {
         new object[] { new HeartbeatRecorded(Report) },
         new object[] { new HeartbeatRunLogged(Report.Id) },
-        new object[] { new HeartbeatState(3, true, 17, Report, ImmutableList.Create(Report)) },
+        new object[] { new HeartbeatState(3, 17, Report, ImmutableList.Create(Report), ImmutableHashSet.Create(HeartbeatDecisions.ConsecutiveFailuresDedupKey),
+            new IntegrityWatermarks(ImmutableDictionary<string, AuditPosition>.Empty.Add("t-1", new AuditPosition(42, new string('a', 64))), 1234, Report.CompletedAt),
+            new WriteBlockState(true, "financial_totals_balance: tenant t-1 off by 0.01", new[] { "financial_totals_balance" }, Report.CompletedAt, 7)) },
+        new object[] { new IntegrityVerified(new IntegrityWatermarks(ImmutableDictionary<string, AuditPosition>.Empty.Add("t-2", new AuditPosition(1, new string('b', 64))), 9, null)) },
+        new object[] { new WriteBlockImposed("audit gap", new[] { "audit_log_continuous" }, Report.StartedAt) },
+        new object[] { new WriteBlockApplied(12) },
+        new object[] { new WriteBlockLifted(12, "super_admin:ops", "repaired", Report.CompletedAt) },
         new object[] { RunHeartbeatNow.Instance },
         new object[] { new HeartbeatCompleted(Report) },
         new object[] { GetHeartbeatState.Instance },

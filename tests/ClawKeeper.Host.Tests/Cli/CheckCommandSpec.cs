@@ -13,6 +13,7 @@ public class CheckCommandSpec
     {
         "api_server_responding", "database_connection", "orchestrators_reachable", "worker_pool_capacity", "circuit_breakers_closed",
         "queue_depth", "stuck_tasks", "error_rate", "average_task_latency",
+        "audit_log_continuous", "financial_totals_balance", "no_orphaned_records", "rls_policies_active",
     };
 
     [Fact]
@@ -27,7 +28,7 @@ public class CheckCommandSpec
         Assert.Equal("pass", root.GetProperty("status").GetString());
         Assert.Equal(0, root.GetProperty("consecutiveFailures").GetInt32());
         Assert.False(root.GetProperty("writeBlock").GetProperty("active").GetBoolean());
-        Assert.Equal(new[] { "system_health", "task_queue" }, root.GetProperty("groups").EnumerateArray().Select(g => g.GetProperty("group").GetString()));
+        Assert.Equal(new[] { "system_health", "task_queue", "data_integrity" }, root.GetProperty("groups").EnumerateArray().Select(g => g.GetProperty("group").GetString()));
         var checks = root.GetProperty("groups").EnumerateArray().SelectMany(g => g.GetProperty("checks").EnumerateArray()).ToList();
         Assert.Equal(Contract, checks.Select(c => c.GetProperty("check").GetString()));
         Assert.All(checks, c =>

@@ -3,57 +3,19 @@ using Npgsql;
 
 namespace ClawKeeper.Actors.Checks.TaskQueue;
 
-/// <summary>
-/// Base of the four task-queue checks: opens a connection to the platform database, makes sure
-/// it sees every tenant, and turns an outage into an <c>error</c> line that says why.
-/// </summary>
-public abstract class TaskQueueCheck : IPlatformCheck
+/// <summary>Base of the four task-queue checks.</summary>
+public abstract class TaskQueueCheck : PlatformQueryCheck
 {
-    private readonly NpgsqlDataSource? _platform;
-
-    protected TaskQueueCheck(NpgsqlDataSource? platform, TaskQueueSettings settings)
-    {
-        _platform = platform;
-        Settings = settings;
-    }
+    protected TaskQueueCheck(NpgsqlDataSource? platform, TaskQueueSettings settings) : base(platform) => Settings = settings;
 
     protected TaskQueueSettings Settings { get; }
 
-    public abstract string Id { get; }
-    public TimeSpan Timeout => Settings.Timeout;
-    protected abstract string Threshold { get; }
+    public override TimeSpan Timeout => Settings.Timeout;
 
-    public async Task<CheckOutcome> RunAsync(CheckContext context, CancellationToken cancellationToken)
-    {
-        if (_platform is null)
-            return CheckOutcome.Error(Threshold, "no platform database configured (clawkeeper.platform-db.connection-string)");
-        try
-        {
-            await using var connection = await _platform.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            var invisible = await PlatformVisibility.WhyNotAllTenantsVisibleAsync(connection, cancellationToken).ConfigureAwait(false);
-            if (invisible is not null) return CheckOutcome.Error(Threshold, invisible);
-            return await EvaluateAsync(connection, cancellationToken).ConfigureAwait(false);
-        }
-        catch (PostgresException ex)
-        {
-            return CheckOutcome.Error(Threshold, $"platform database query failed: {ex.SqlState} {ex.MessageText}");
-        }
-        catch (Exception ex) when (ex is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException && !cancellationToken.IsCancellationRequested)
-        {
-            return CheckOutcome.Error(Threshold, $"platform database unavailable: {ex.Message}");
-        }
-    }
+    protected override Task<CheckOutcome> EvaluateAsync(NpgsqlConnection connection, CheckContext context, CancellationToken cancellationToken) =>
+        EvaluateAsync(connection, cancellationToken);
 
     protected abstract Task<CheckOutcome> EvaluateAsync(NpgsqlConnection connection, CancellationToken cancellationToken);
 
-    protected static NpgsqlCommand Command(NpgsqlConnection connection, string sql, params (string Name, object Value)[] parameters)
-    {
-        var command = new NpgsqlCommand(sql, connection);
-        foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value);
-        return command;
-    }
-
-    protected static string Seconds(TimeSpan span) => span.TotalSeconds >= 3600 && span.TotalSeconds % 3600 == 0
-        ? $"{span.TotalHours:0} h"
-        : span.TotalSeconds >= 60 && span.TotalSeconds % 60 == 0 ? $"{span.TotalMinutes:0} min" : $"{span.TotalSeconds:0.#} s";
+    protected static string Seconds(TimeSpan span) => Duration(span);
 }

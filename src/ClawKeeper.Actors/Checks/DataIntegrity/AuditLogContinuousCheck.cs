@@ -1,0 +1,153 @@
+using System.Collections.Immutable;
+using ClawKeeper.Actors.Settings;
+using Npgsql;
+
+namespace ClawKeeper.Actors.Checks.DataIntegrity;
+
+/// <summary>One thing wrong with a tenant's audit chain, with the neighbouring entries for the investigation.</summary>
+public sealed record AuditAnomaly(string TenantId, string Kind, long FromSeq, long ToSeq, string? Before, string? After)
+{
+    public string Describe()
+    {
+        var range = FromSeq == ToSeq ? $"seq {FromSeq}" : $"seq {FromSeq}..{ToSeq}";
+        var neighbours = string.Join(", ", new[] { Before is null ? null : "after " + Before, After is null ? null : "before " + After }.Where(n => n is not null));
+        return $"tenant {TenantId}: {range} {Kind}" + (neighbours.Length > 0 ? $" ({neighbours})" : "");
+    }
+}
+
+/// <summary>
+/// <c>audit_log_continuous</c>: every tenant's chain has seq 1..n without gap, each prev_hash is
+/// the previous entry's hash and each hash recomputes from the entry. Incremental: only entries
+/// from the last verified position on (the entry at that position must still carry the verified
+/// hash); the full verification re-reads everything. Detects deleted, modified, truncated and
+/// forged entries, and reports each with its neighbours (timestamps and actors).
+/// </summary>
+public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataIntegritySettings settings) : PlatformQueryCheck(platform)
+{
+    private const string Genesis = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    public override string Id => "audit_log_continuous";
+    public override TimeSpan Timeout => settings.Timeout;
+    protected override string Threshold => "every tenant's chain: seq 1..n without gap, prev_hash links, hashes recompute";
+
+    protected override async Task<CheckOutcome> EvaluateAsync(NpgsqlConnection connection, CheckContext context, CancellationToken cancellationToken)
+    {
+        var watermarks = context.EffectiveWatermarks.Audit;
+        var tenants = watermarks.Keys.ToArray();
+        var anomalies = new List<AuditAnomaly>();
+
+        // 1. The chain ends: head table against the last entry, and against the verified position.
+        var ends = new Dictionary<string, (long? HeadSeq, string? HeadHash, long? LastSeq, string? LastHash, string? LastEntry)>();
+        await using (var command = Command(connection, """
+            select t.id, h.last_seq, h.last_hash, m.seq, m.hash,
+                   case when m.seq is null then null else 'seq ' || m.seq || ' at ' || to_char(m.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' by ' || m.actor end
+            from tenants t
+            left join audit_chain_heads h on h.tenant_id = t.id
+            left join lateral (select seq, hash, occurred_at, actor from audit_log a where a.tenant_id = t.id order by seq desc limit 1) m on true
+            order by t.id
+            """))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                ends[reader.GetString(0)] = (
+                    reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+                    reader.IsDBNull(3) ? null : reader.GetInt64(3), reader.IsDBNull(4) ? null : reader.GetString(4),
+                    reader.IsDBNull(5) ? null : reader.GetString(5));
+
+        if (ends.Count == 0) return CheckOutcome.Error(Threshold, "no tenant exists: nothing was examined");
+
+        foreach (var (tenant, end) in ends)
+        {
+            var head = end.HeadSeq ?? 0;
+            var last = end.LastSeq ?? 0;
+            if (head > last)
+                anomalies.Add(new AuditAnomaly(tenant, "missing at the end of the chain (truncated tail; the chain head says " + head + ")", last + 1, head, end.LastEntry, null));
+            else if (last > head)
+                anomalies.Add(new AuditAnomaly(tenant, "beyond the chain head (appended without the audit trigger: forged?)", head + 1, last, null, end.LastEntry));
+            else if (last > 0 && end.HeadHash != end.LastHash)
+                anomalies.Add(new AuditAnomaly(tenant, "differs from the chain head's hash (last entry rewritten)", last, last, end.LastEntry, null));
+            if (watermarks.TryGetValue(tenant, out var verified) && verified.Seq > last)
+                anomalies.Add(new AuditAnomaly(tenant, $"missing: verified up to seq {verified.Seq} before, now ends at {last}", last + 1, verified.Seq, end.LastEntry, null));
+        }
+        foreach (var tenant in tenants.Where(t => !ends.ContainsKey(t)))
+            anomalies.Add(new AuditAnomaly(tenant, "whole chain missing (tenant row gone)", 1, watermarks[tenant].Seq, null, null));
+
+        // 2. The entries themselves, from the verified position on (everything in a full verification).
+        await using (var command = Command(connection, """
+            with verified as (
+                select * from unnest(@tenants::text[], @seqs::bigint[], @hashes::text[]) as v(tenant_id, seq, hash)),
+            scope as (
+                select t.id as tenant_id, coalesce(v.seq, 0) as v_seq, coalesce(v.hash, @genesis) as v_hash
+                from tenants t left join verified v on v.tenant_id = t.id),
+            entries as (
+                select s.tenant_id, s.v_seq, s.v_hash, a.seq, a.hash, a.prev_hash,
+                       lag(a.seq) over w as prev_seq, lag(a.hash) over w as prev_row_hash,
+                       lag('seq ' || a.seq || ' at ' || to_char(a.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' by ' || a.actor) over w as prev_entry,
+                       'seq ' || a.seq || ' at ' || to_char(a.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' by ' || a.actor as this_entry,
+                       audit_entry_hash(a.tenant_id, a.seq, a.occurred_at, a.actor, a.action, a.entity_type, a.entity_id, a.payload, a.prev_hash) as computed
+                from scope s
+                join lateral (select * from audit_log a where a.tenant_id = s.tenant_id and a.seq >= greatest(s.v_seq, 1) order by a.seq) a on true
+                window w as (partition by s.tenant_id order by a.seq))
+            select tenant_id, seq, prev_seq, v_seq,
+                   case
+                       when prev_seq is null and v_seq > 0 and seq <> v_seq then 'verified-entry-missing'
+                       when prev_seq is null and v_seq > 0 and hash <> v_hash then 'verified-entry-rewritten'
+                       when prev_seq is null and v_seq = 0 and seq <> 1 then 'gap'
+                       when prev_seq is not null and seq <> prev_seq + 1 then 'gap'
+                       when computed <> hash then 'modified'
+                       when prev_seq is null and v_seq = 0 and prev_hash <> @genesis then 'broken-link'
+                       when prev_seq is not null and prev_hash <> prev_row_hash then 'broken-link'
+                   end as kind,
+                   prev_entry, this_entry
+            from entries
+            where computed <> hash
+               or (prev_seq is null and v_seq > 0 and (seq <> v_seq or hash <> v_hash))
+               or (prev_seq is null and v_seq = 0 and (seq <> 1 or prev_hash <> @genesis))
+               or (prev_seq is not null and (seq <> prev_seq + 1 or prev_hash <> prev_row_hash))
+            order by tenant_id, seq
+            limit @limit
+            """,
+            ("tenants", tenants), ("seqs", tenants.Select(t => watermarks[t].Seq).ToArray()), ("hashes", tenants.Select(t => watermarks[t].Hash).ToArray()),
+            ("genesis", Genesis), ("limit", 200)))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var tenant = reader.GetString(0);
+                var seq = reader.GetInt64(1);
+                long? prevSeq = reader.IsDBNull(2) ? null : reader.GetInt64(2);
+                var verifiedSeq = reader.GetInt64(3);
+                var kind = reader.GetString(4);
+                var before = reader.IsDBNull(5) ? null : reader.GetString(5);
+                var entry = reader.GetString(6);
+                anomalies.Add(kind switch
+                {
+                    "gap" => new AuditAnomaly(tenant, "missing (gap in the chain)", (prevSeq ?? 0) + 1, seq - 1, before, entry),
+                    "verified-entry-missing" => new AuditAnomaly(tenant, $"missing: the verified entry is gone (verified up to seq {verifiedSeq})", verifiedSeq, seq - 1, null, entry),
+                    "verified-entry-rewritten" => new AuditAnomaly(tenant, "rewritten after it was verified (hash changed)", seq, seq, null, entry),
+                    "modified" => new AuditAnomaly(tenant, "modified (its hash does not recompute from its content)", seq, seq, before, null),
+                    _ => new AuditAnomaly(tenant, "breaks the chain (prev_hash is not the previous entry's hash: previous entry modified, or this one forged)", seq, seq, before, null),
+                });
+            }
+
+        var examinedTenants = ends.Count;
+        var scanned = ends.Sum(e => Math.Max(0, (e.Value.LastSeq ?? 0) - (watermarks.TryGetValue(e.Key, out var v) ? v.Seq : 0)));
+        var mode = context.FullVerification || watermarks.IsEmpty ? "full verification" : "incremental";
+        if (anomalies.Count > 0)
+        {
+            var affected = anomalies.Select(a => a.TenantId).Distinct().Count();
+            return CheckOutcome.Fail(
+                $"{anomalies.Count} anomal{(anomalies.Count == 1 ? "y" : "ies")} in {affected} of {examinedTenants} tenants ({mode})",
+                Threshold,
+                string.Join("; ", anomalies.Take(settings.SampleSize).Select(a => a.Describe()))
+                    + (anomalies.Count > settings.SampleSize ? $"; and {anomalies.Count - settings.SampleSize} more" : ""));
+        }
+
+        var positions = ends.Where(e => e.Value.LastSeq is > 0)
+            .ToImmutableDictionary(e => e.Key, e => new AuditPosition(e.Value.LastSeq!.Value, e.Value.LastHash!));
+        var entries = ends.Sum(e => e.Value.LastSeq ?? 0);
+        if (entries == 0)
+            return CheckOutcome.Warn($"0 entries in {examinedTenants} tenants", Threshold, "no audit entry exists yet: nothing to verify");
+        return new CheckOutcome(CheckStatus.Pass,
+            $"{scanned} entries verified ({mode}); {entries} in {positions.Count} chains",
+            Threshold, $"{examinedTenants} tenants examined", new AuditProgress(positions));
+    }
+}
