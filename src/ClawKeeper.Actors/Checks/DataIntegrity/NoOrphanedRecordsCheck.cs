@@ -66,17 +66,25 @@ public sealed class NoOrphanedRecordsCheck(NpgsqlDataSource? platform, DataInteg
             problems.Add($"{notValid.Child}.{notValid.Name} → {notValid.Parent}: NOT VALID (existing rows were never checked)");
 
         // Disabled triggers on platform tables: foreign-key enforcement (internal) and the platform's own guards.
+        var disabled = new List<(string Table, string Trigger, bool Internal)>();
         await using (var command = Command(connection, """
-            select t.tgrelid::regclass::text, t.tgname, t.tgisinternal, t.tgenabled
+            select t.tgrelid::regclass::text, t.tgname, t.tgisinternal
             from pg_trigger t join pg_class c on c.oid = t.tgrelid
             where c.relnamespace = 'public'::regnamespace and t.tgenabled = 'D'
             order by 1, 2
             """))
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                problems.Add(reader.GetBoolean(2)
-                    ? $"{reader.GetString(0)}: foreign-key enforcement trigger {reader.GetString(1)} is disabled (ALTER TABLE ... DISABLE TRIGGER ALL?)"
-                    : $"{reader.GetString(0)}: trigger {reader.GetString(1)} is disabled");
+                disabled.Add((reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)));
+        foreach (var table in disabled.GroupBy(d => d.Table))
+        {
+            var foreignKeys = table.Count(d => d.Internal);
+            var own = table.Where(d => !d.Internal).Select(d => d.Trigger).ToList();
+            var parts = new List<string>();
+            if (foreignKeys > 0) parts.Add($"{foreignKeys} foreign-key enforcement trigger(s) disabled (ALTER TABLE ... DISABLE TRIGGER ALL?)");
+            if (own.Count > 0) parts.Add($"trigger(s) {string.Join(", ", own)} disabled");
+            problems.Add($"{table.Key}: {string.Join("; ", parts)}");
+        }
 
         // Rows that violate a declared foreign key: every key in a full verification, NOT VALID ones always.
         foreach (var fk in declared.Where(d => full || !d.Validated))
