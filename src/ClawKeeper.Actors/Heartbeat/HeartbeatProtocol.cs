@@ -36,6 +36,15 @@ internal sealed record RoundClosed(HeartbeatRound Round, HeartbeatReport Report,
 /// <summary>The heartbeat rows waiting for <c>agent_runs</c> were written (or not).</summary>
 internal sealed record RunLogsWritten(IReadOnlyList<string> Written, string? Error);
 
+/// <summary>Timer message: a write block held while the database was unreachable is applied as soon as it returns.</summary>
+internal sealed record RetryWriteBlock
+{
+    public static readonly RetryWriteBlock Instance = new();
+}
+
+/// <summary>The guard ran outside a round (re-applying a held block).</summary>
+internal sealed record WriteBlockReconciled(WriteBlockOutcome Outcome);
+
 /// <summary>Timer message: try the unwritten heartbeat rows again.</summary>
 internal sealed record RetryRunLogs
 {

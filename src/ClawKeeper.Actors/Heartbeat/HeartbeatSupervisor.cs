@@ -42,7 +42,9 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private const string TickTimer = "heartbeat-tick";
     private const string DeadlineTimer = "round-deadline";
     private const string RunLogRetryTimer = "run-log-retry";
+    private const string WriteBlockRetryTimer = "write-block-retry";
     private static readonly TimeSpan RunLogRetryInterval = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan WriteBlockRetryInterval = TimeSpan.FromSeconds(15);
 
     private readonly HeartbeatSupervisorOptions _options;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -95,6 +97,14 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         });
         Command<RoundClosed>(CompleteRound);
         Command<RunLogsWritten>(OnRunLogsWritten);
+        Command<RetryWriteBlock>(_ => RetryHeldWriteBlock());
+        Command<WriteBlockReconciled>(reconciled =>
+        {
+            foreach (var action in reconciled.Outcome.Actions)
+                _log.Warning("Write block: {Action} {Outcome}", action.Action, action.Outcome);
+            PersistAll(reconciled.Outcome.Events, e => _state = _state.Apply(e));
+            DeferAsync(reconciled, _ => ScheduleWriteBlockRetry());
+        });
         Command<RetryRunLogs>(_ => WriteUnloggedRuns());
         Command<GetHeartbeatState>(_ => Sender.Tell(_state));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
@@ -126,6 +136,27 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             Timers.StartPeriodicTimer(TickTimer, HeartbeatTick.Instance, _options.Heartbeat.InitialDelay, _options.Heartbeat.Interval);
         if (!_options.DryRun && _state.UnloggedRuns.Count > 0)
             Self.Tell(RetryRunLogs.Instance);
+        ScheduleWriteBlockRetry();
+    }
+
+    /// <summary>While a block is held but not yet in the database, keep trying (not only at the next heartbeat).</summary>
+    private void ScheduleWriteBlockRetry()
+    {
+        if (!_options.DryRun && _options.WriteBlocks is not null && _state.WriteBlock.AwaitingDatabase)
+            Timers.StartSingleTimer(WriteBlockRetryTimer, RetryWriteBlock.Instance, WriteBlockRetryInterval);
+    }
+
+    private void RetryHeldWriteBlock()
+    {
+        if (_round is not null || _options.WriteBlocks is null || !_state.WriteBlock.AwaitingDatabase)
+        {
+            ScheduleWriteBlockRetry();
+            return;
+        }
+        _options.WriteBlocks.ReconcileAsync(_state.WriteBlock, null, Context.System.Scheduler.Now, CancellationToken.None)
+            .PipeTo(Self, success: outcome => new WriteBlockReconciled(outcome),
+                failure: ex => new WriteBlockReconciled(new WriteBlockOutcome(Array.Empty<IHeartbeatEvent>(),
+                    new[] { new ActionReport("block_writes", _state.WriteBlock.Reason ?? "", $"re-apply failed: {ex.GetBaseException().Message}") })));
     }
 
     private void StartRound()
@@ -224,6 +255,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             if (_state.HeartbeatsRecorded % _options.Heartbeat.SnapshotEvery == 0) SaveSnapshot(_state);
             Completed(report);
             WriteUnloggedRuns();
+            ScheduleWriteBlockRetry();
         });
     }
 

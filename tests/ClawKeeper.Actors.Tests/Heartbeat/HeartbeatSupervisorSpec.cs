@@ -195,4 +195,27 @@ public class HeartbeatSupervisorSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(0, state.HeartbeatsRecorded);
         Assert.Empty(_runLog.Written);
     }
+
+    [Fact]
+    public async Task A_write_block_held_during_a_database_outage_is_applied_when_the_database_returns_without_waiting_for_a_heartbeat()
+    {
+        var guard = new ScriptedWriteBlockGuard { Down = true };
+        var options = new HeartbeatSupervisorOptions("held-block", Settings,
+            new[] { TestGroups.Scripted("data_integrity", () => CheckStatus.Fail) },
+            Array.Empty<OrchestratorDefinition>(), _runLog, Scheduled: false, WriteBlocks: guard);
+        var supervisor = Sys.ActorOf(HeartbeatSupervisor.Props(options));
+        supervisor.Tell(RunHeartbeatNow.Instance, ActorRefs.NoSender);
+        var report = NextReport();
+        Assert.True(report.WriteBlock.Active);
+        Assert.Null(report.WriteBlock.BlockId);
+
+        guard.Down = false;
+        await AwaitAssertAsync(async () =>
+        {
+            Scheduler.Advance(TimeSpan.FromSeconds(15));
+            var state = await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, RemainingOrDefault);
+            Assert.Equal(1L, state.WriteBlock.BlockId);
+        });
+        _completed.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // no heartbeat was needed for it
+    }
 }

@@ -44,3 +44,22 @@ public sealed class RecordingRunLog : IHeartbeatRunLog
         return Task.FromResult<IReadOnlyList<string>>(reports.Select(r => r.Id).ToList());
     }
 }
+
+/// <summary>A write-block guard whose database can be "down"; it records what it was asked.</summary>
+public sealed class ScriptedWriteBlockGuard : IWriteBlockGuard
+{
+    public volatile bool Down;
+    private long _nextId;
+
+    public int Calls;
+
+    public Task<WriteBlockOutcome> ReconcileAsync(WriteBlockState current, IntegrityFailure? failure, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref Calls);
+        var events = new List<IHeartbeatEvent>();
+        if (failure is not null && !current.Active) events.Add(new WriteBlockImposed(failure.Reason, failure.Checks, now));
+        if (!Down && (current.AwaitingDatabase || (failure is not null && !current.Active)))
+            events.Add(new WriteBlockApplied(Interlocked.Increment(ref _nextId)));
+        return Task.FromResult(new WriteBlockOutcome(events, Array.Empty<ActionReport>()));
+    }
+}
