@@ -81,7 +81,8 @@ public sealed record CheckContext(
     DateTimeOffset StartedAt,
     DateTimeOffset? PreviousCompletedAt,
     DataIntegrity.IntegrityWatermarks? Watermarks = null,
-    bool FullVerification = true)
+    bool FullVerification = true,
+    DateTimeOffset? PreviousStartedAt = null)
 {
     public DataIntegrity.IntegrityWatermarks EffectiveWatermarks =>
         FullVerification || Watermarks is null ? DataIntegrity.IntegrityWatermarks.None : Watermarks;

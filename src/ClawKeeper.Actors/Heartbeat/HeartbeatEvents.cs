@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+using ClawKeeper.Actors.Alerts;
 using ClawKeeper.Actors.Checks.DataIntegrity;
 using ClawKeeper.Actors.Serialization;
 
@@ -23,3 +25,12 @@ public sealed record WriteBlockApplied(long BlockId) : IHeartbeatEvent;
 
 /// <summary>A super_admin lifted the block (seen in <c>write_blocks</c>).</summary>
 public sealed record WriteBlockLifted(long BlockId, string LiftedBy, string Reason, DateTimeOffset At) : IHeartbeatEvent;
+
+/// <summary>The open incidents after a heartbeat (opened, reminded, acknowledged, suppressed, resolved).</summary>
+public sealed record IncidentsUpdated(ImmutableDictionary<string, Incident> Incidents) : IHeartbeatEvent;
+
+/// <summary>Notifications persisted before anything is sent (the durable outbox).</summary>
+public sealed record NotificationsQueued(IReadOnlyList<QueuedNotification> Notifications) : IHeartbeatEvent;
+
+/// <summary>A channel handed the notification off (SMTP accepted it, Discord answered 2xx).</summary>
+public sealed record NotificationDelivered(string NotificationId, string Channel, DateTimeOffset At) : IHeartbeatEvent;

@@ -22,7 +22,8 @@ public sealed record HeartbeatReport(
     IReadOnlyList<GroupReport> Groups,
     IReadOnlyList<ActionReport> Actions,
     IReadOnlyList<AlertReport> Alerts,
-    bool DryRun = false)
+    bool DryRun = false,
+    IReadOnlyList<IncidentReport>? Incidents = null)
 {
     public long DurationMs => (long)(CompletedAt - StartedAt).TotalMilliseconds;
 
@@ -45,6 +46,9 @@ public sealed record ActionReport(string Action, string Detail, string Outcome);
 
 /// <summary>An alert the heartbeat raised (audience, channels, stable dedup key) and where it stands.</summary>
 public sealed record AlertReport(string Audience, IReadOnlyList<string> Channels, string DedupKey, string Severity, string Summary, string Delivery);
+
+/// <summary>An incident still open after the heartbeat.</summary>
+public sealed record IncidentReport(string DedupKey, string Audience, DateTimeOffset Since, bool Acknowledged, bool Silenced, DateTimeOffset? LastNotifiedAt);
 
 public static class HeartbeatJson
 {

@@ -1,4 +1,6 @@
 using System.Collections.Immutable;
+using System.Text.Json.Serialization;
+using ClawKeeper.Actors.Alerts;
 using ClawKeeper.Actors.Checks.DataIntegrity;
 using ClawKeeper.Actors.Serialization;
 
@@ -13,7 +15,8 @@ public sealed record HeartbeatState(
     long HeartbeatsRecorded,
     HeartbeatReport? Latest,
     ImmutableList<HeartbeatReport> UnloggedRuns,
-    ImmutableHashSet<string> OpenAlerts,
+    ImmutableDictionary<string, Incident> Incidents,
+    ImmutableDictionary<string, QueuedNotification> Outbox,
     IntegrityWatermarks Watermarks,
     WriteBlockState WriteBlock) : IClawKeeperMessage
 {
@@ -21,11 +24,17 @@ public sealed record HeartbeatState(
     public const int MaxUnloggedRuns = 200;
 
     public static readonly HeartbeatState Empty = new(0, 0, null, ImmutableList<HeartbeatReport>.Empty,
-        ImmutableHashSet<string>.Empty, IntegrityWatermarks.None, WriteBlockState.None);
+        ImmutableDictionary<string, Incident>.Empty, ImmutableDictionary<string, QueuedNotification>.Empty, IntegrityWatermarks.None, WriteBlockState.None);
 
+    [JsonIgnore]
     public DateTimeOffset? LastCompletedAt => Latest?.CompletedAt;
 
-    public bool EscalationRaised => OpenAlerts.Contains(HeartbeatDecisions.ConsecutiveFailuresDedupKey);
+    /// <summary>Dedup keys of the incidents still open (they are not raised again).</summary>
+    [JsonIgnore]
+    public ImmutableHashSet<string> OpenAlerts => Incidents.Keys.ToImmutableHashSet();
+
+    [JsonIgnore]
+    public bool EscalationRaised => Incidents.ContainsKey(HeartbeatDecisions.ConsecutiveFailuresDedupKey);
 
     public HeartbeatState Apply(IHeartbeatEvent @event) => @event switch
     {
@@ -36,6 +45,9 @@ public sealed record HeartbeatState(
         WriteBlockApplied applied => this with { WriteBlock = WriteBlock with { Active = true, BlockId = applied.BlockId } },
         WriteBlockLifted lifted when WriteBlock.BlockId == lifted.BlockId || WriteBlock.BlockId is null => this with { WriteBlock = WriteBlockState.None },
         WriteBlockLifted => this,
+        IncidentsUpdated updated => this with { Incidents = updated.Incidents },
+        NotificationsQueued queued => this with { Outbox = Outbox.SetItems(queued.Notifications.Where(n => !n.PendingChannels.IsEmpty).Select(n => KeyValuePair.Create(n.Notification.Id, n))) },
+        NotificationDelivered delivered => Delivered(delivered),
         _ => throw new ArgumentOutOfRangeException(nameof(@event), @event.GetType().Name, "unknown heartbeat event"),
     };
 
@@ -49,7 +61,16 @@ public sealed record HeartbeatState(
             HeartbeatsRecorded = HeartbeatsRecorded + 1,
             Latest = report,
             UnloggedRuns = unlogged,
-            OpenAlerts = HeartbeatDecisions.OpenAlertsAfter(OpenAlerts, report),
+        };
+    }
+
+    private HeartbeatState Delivered(NotificationDelivered delivered)
+    {
+        if (!Outbox.TryGetValue(delivered.NotificationId, out var queued)) return this;
+        var pending = queued.PendingChannels.Remove(delivered.Channel);
+        return this with
+        {
+            Outbox = pending.IsEmpty ? Outbox.Remove(delivered.NotificationId) : Outbox.SetItem(delivered.NotificationId, queued with { PendingChannels = pending }),
         };
     }
 }

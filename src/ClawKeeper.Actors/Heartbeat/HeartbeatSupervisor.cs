@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using ClawKeeper.Actors.Alerts;
 using ClawKeeper.Actors.Checks;
 using ClawKeeper.Actors.Orchestrators;
 using ClawKeeper.Actors.Settings;
@@ -23,12 +24,16 @@ public sealed record HeartbeatSupervisorOptions(
     bool Scheduled = true,
     bool DryRun = false,
     IWriteBlockGuard? WriteBlocks = null,
-    IntegrityCadence? Integrity = null)
+    IntegrityCadence? Integrity = null,
+    AlertDelivery? Alerts = null,
+    IAlertControlSource? AlertControls = null)
 {
     public const string NodePersistenceId = "clawkeeper-heartbeat";
     public const string CliPersistenceId = "clawkeeper-heartbeat-cli";
 
     public IntegrityCadence IntegrityCadence => Integrity ?? IntegrityCadence.Default;
+
+    public AlertDelivery AlertDelivery => Alerts ?? AlertDelivery.None;
 }
 
 /// <summary>
@@ -54,6 +59,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private bool _closing;
     private bool _fullVerificationRequested;
     private IActorRef _checks = ActorRefs.Nobody;
+    private IActorRef _alerts = ActorRefs.Nobody;
     private bool _runLogInFlight;
 
     public HeartbeatSupervisor(HeartbeatSupervisorOptions options)
@@ -96,6 +102,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             CloseRound();
         });
         Command<RoundClosed>(CompleteRound);
+        Command<NotificationDelivered>(delivered => Persist(delivered, e => _state = _state.Apply(e)));
         Command<RunLogsWritten>(OnRunLogsWritten);
         Command<RetryWriteBlock>(_ => RetryHeldWriteBlock());
         Command<WriteBlockReconciled>(reconciled =>
@@ -123,6 +130,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     {
         var orchestrators = Context.ActorOf(OrchestratorFleetActor.Props(_options.Orchestrators), "orchestrators");
         _checks = Context.ActorOf(CheckGroupsActor.Props(_options.Groups, new CheckGroupEnvironment(orchestrators)), "checks");
+        _alerts = Context.ActorOf(AlertDeliveryActor.Props(_options.AlertDelivery), "alerts");
         base.PreStart();
     }
 
@@ -137,6 +145,10 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         if (!_options.DryRun && _state.UnloggedRuns.Count > 0)
             Self.Tell(RetryRunLogs.Instance);
         ScheduleWriteBlockRetry();
+        // The outbox survives restarts: whatever was not handed off goes out again.
+        if (!_options.DryRun)
+            foreach (var queued in _state.Outbox.Values)
+                _alerts.Tell(new DeliverNotification(queued));
     }
 
     /// <summary>While a block is held but not yet in the database, keep trying (not only at the next heartbeat).</summary>
@@ -180,7 +192,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             ? TimeSpan.FromTicks(Math.Max(_options.Heartbeat.GroupTimeout.Ticks, cadence.FullVerificationTimeout.Ticks))
             : _options.Heartbeat.GroupTimeout;
         Timers.StartSingleTimer(DeadlineTimer, new RoundDeadline(id), deadline);
-        _checks.Tell(new RunCheckGroup(new CheckContext(id, now, _state.LastCompletedAt, _state.Watermarks, full)));
+        _checks.Tell(new RunCheckGroup(new CheckContext(id, now, _state.LastCompletedAt, _state.Watermarks, full, _state.Latest?.StartedAt)));
     }
 
     /// <summary>All groups answered (or the deadline passed): decide, then let the write-block guard act before completing.</summary>
@@ -205,17 +217,50 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             }
             else if (failure is not null && round.DryRun)
                 actions.Add(new ActionReport("block_writes", failure.Reason, "not taken: dry run"));
-            Self.Tell(new RoundClosed(round, report, new WriteBlockOutcome(held, actions)));
+            var local = new WriteBlockOutcome(held, actions);
+            if (round.DryRun)
+            {
+                Self.Tell(new RoundClosed(round, report, local, Array.Empty<ClawKeeper.Platform.Alerts.AlertControl>()));
+                return;
+            }
+            ReadControlsAsync(report.CompletedAt).PipeTo(Self, success: controls => new RoundClosed(round, report, local, controls));
             return;
         }
 
         var now = report.CompletedAt;
-        _options.WriteBlocks.ReconcileAsync(_state.WriteBlock, failure, now, CancellationToken.None)
-            .PipeTo(Self,
-                success: outcome => new RoundClosed(round, report, outcome),
-                failure: ex => new RoundClosed(round, report, new WriteBlockOutcome(
-                    failure is null || _state.WriteBlock.Active ? Array.Empty<IHeartbeatEvent>() : new IHeartbeatEvent[] { new WriteBlockImposed(failure.Reason, failure.Checks, now) },
-                    new[] { new ActionReport("block_writes", failure?.Reason ?? "", $"guard failed: {ex.GetBaseException().Message}") })));
+        var currentBlock = _state.WriteBlock;
+        var guard = _options.WriteBlocks;
+        CloseAsync().PipeTo(Self);
+
+        async Task<RoundClosed> CloseAsync()
+        {
+            WriteBlockOutcome outcome;
+            try
+            {
+                outcome = await guard.ReconcileAsync(currentBlock, failure, now, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                outcome = new WriteBlockOutcome(
+                    failure is null || currentBlock.Active ? Array.Empty<IHeartbeatEvent>() : new IHeartbeatEvent[] { new WriteBlockImposed(failure.Reason, failure.Checks, now) },
+                    new[] { new ActionReport("block_writes", failure?.Reason ?? "", $"guard failed: {ex.GetBaseException().Message}") });
+            }
+            return new RoundClosed(round, report, outcome, await ReadControlsAsync(now).ConfigureAwait(false));
+        }
+    }
+
+    /// <summary>The acks and silences in force; without them (database down) every alert is treated as unsilenced: better twice than never.</summary>
+    private async Task<IReadOnlyList<ClawKeeper.Platform.Alerts.AlertControl>> ReadControlsAsync(DateTimeOffset now)
+    {
+        if (_options.AlertControls is null) return Array.Empty<ClawKeeper.Platform.Alerts.AlertControl>();
+        try
+        {
+            return await _options.AlertControls.ActiveAsync(now, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            return Array.Empty<ClawKeeper.Platform.Alerts.AlertControl>();
+        }
     }
 
     private void CompleteRound(RoundClosed closed)
@@ -234,9 +279,19 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         if (round.DryRun)
         {
             _round = null;
-            Completed(report);
+            Completed(report with { Alerts = report.Alerts.Select(a => a with { Delivery = "not sent: dry run" }).ToList() });
             return;
         }
+
+        var plan = AlertDecisions.Plan(_state.Incidents, report, closed.Controls, report.CompletedAt, _options.AlertDelivery.Policy);
+        report = report with
+        {
+            Alerts = plan.Alerts,
+            Incidents = plan.Incidents.Values
+                .OrderBy(i => i.OpenedAt).ThenBy(i => i.DedupKey, StringComparer.Ordinal)
+                .Select(i => new IncidentReport(i.DedupKey, i.Audience, i.OpenedAt, i.Acknowledged, i.Suppressed, i.LastNotifiedAt))
+                .ToList(),
+        };
 
         var events = new List<IHeartbeatEvent> { new HeartbeatRecorded(report) };
         events.AddRange(closed.WriteBlocks.Events);
@@ -245,6 +300,9 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             var verified = _state.Watermarks.Advance(round.Progress, round.FullVerification && round.IntegrityAllPassed, report.CompletedAt);
             if (verified != _state.Watermarks) events.Add(new IntegrityVerified(verified));
         }
+        if (!plan.Incidents.SequenceEqual(_state.Incidents)) events.Add(new IncidentsUpdated(plan.Incidents));
+        var deliverable = plan.Notifications.Where(n => !n.PendingChannels.IsEmpty).ToList();
+        if (plan.Notifications.Count > 0) events.Add(new NotificationsQueued(plan.Notifications));
 
         var remaining = events.Count;
         PersistAll(events, e =>
@@ -254,6 +312,8 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             _round = null;
             if (_state.HeartbeatsRecorded % _options.Heartbeat.SnapshotEvery == 0) SaveSnapshot(_state);
             Completed(report);
+            // Persisted first, sent second: a crash in between re-sends from the recovered outbox.
+            foreach (var queued in deliverable) _alerts.Tell(new DeliverNotification(queued));
             WriteUnloggedRuns();
             ScheduleWriteBlockRetry();
         });

@@ -52,7 +52,8 @@ public static class ClawKeeperAkkaExtensions
     public static AkkaConfigurationBuilder WithHeartbeatSingleton(this AkkaConfigurationBuilder builder, Func<ActorSystem, HeartbeatSupervisorOptions> options) =>
         builder.WithSingleton<HeartbeatSupervisorKey>("heartbeat",
             (system, _, _) => ResilientSupervisorProps(options(system)),
-            new ClusterSingletonOptions { Role = "clawkeeper" },
+            // The proxy's identification warning fires spuriously while the cluster forms; readiness is reported by the ops surface.
+            new ClusterSingletonOptions { Role = "clawkeeper", LogSingletonIdentificationFailure = false },
             createProxyToo: true);
 
     /// <summary>The heartbeat supervisor as a plain actor (one-shot <c>check --once</c>).</summary>

@@ -1,6 +1,9 @@
 using Akka.Actor;
+using ClawKeeper.Actors.Alerts;
 using ClawKeeper.Actors.Checks;
 using ClawKeeper.Actors.Checks.DataIntegrity;
+using ClawKeeper.Actors.Checks.IntegrationHealth;
+using ClawKeeper.Actors.Checks.SecurityPosture;
 using ClawKeeper.Actors.Checks.SystemHealth;
 using ClawKeeper.Actors.Checks.TaskQueue;
 using ClawKeeper.Actors.Heartbeat;
@@ -66,6 +69,12 @@ public static class HeartbeatComponents
                 })),
             new CheckGroupDefinition(Checks.CheckGroups.DataIntegrity, DataIntegrityChecks, _ =>
                 CheckGroupActor.Props(Checks.CheckGroups.DataIntegrity, DataIntegrity(platform, settings.DataIntegrity))),
+            // Security events are counted in (previous heartbeat's start, this start]: contiguous windows, nothing counted twice or skipped.
+            new CheckGroupDefinition(Checks.CheckGroups.SecurityPosture, SecurityPostureChecks.Ids, _ =>
+                CheckGroupActor.Props(Checks.CheckGroups.SecurityPosture,
+                    SecurityPostureChecks.All(platform, http, settings.SecurityPosture, context => context.PreviousStartedAt))),
+            new CheckGroupDefinition(Checks.CheckGroups.IntegrationHealth, IntegrationHealthChecks.Ids, _ =>
+                CheckGroupActor.Props(Checks.CheckGroups.IntegrationHealth, IntegrationHealthChecks.All(platform, http, breakers, settings.IntegrationHealth))),
         };
 
     /// <summary>Everything the supervisor needs on this node, created against the node's ActorSystem.</summary>
@@ -82,6 +91,8 @@ public static class HeartbeatComponents
             scheduled,
             dryRun,
             new PlatformWriteBlockGuard(platform),
-            new IntegrityCadence(settings.DataIntegrity.FullVerificationEvery, settings.DataIntegrity.Timeout, settings.DataIntegrity.BlockWrites));
+            new IntegrityCadence(settings.DataIntegrity.FullVerificationEvery, settings.DataIntegrity.Timeout, settings.DataIntegrity.BlockWrites),
+            settings.Alerts.Delivery(http),
+            new PlatformAlertControlSource(platform));
     }
 }

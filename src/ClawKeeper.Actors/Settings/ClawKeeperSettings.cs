@@ -14,7 +14,10 @@ public sealed record ClawKeeperSettings(
     SystemHealthSettings SystemHealth,
     TaskQueueSettings TaskQueue,
     DataIntegritySettings DataIntegrity,
+    Checks.SecurityPosture.SecurityPostureSettings SecurityPosture,
+    Checks.IntegrationHealth.IntegrationHealthSettings IntegrationHealth,
     SecuritySettings Security,
+    Alerts.AlertSettings Alerts,
     IReadOnlyList<OrchestratorDefinition> Orchestrators,
     IReadOnlyList<ProviderSettings> Integrations)
 {
@@ -94,6 +97,9 @@ public sealed record ClawKeeperSettings(
         if (tokenHash.Length > 0 && !System.Text.RegularExpressions.Regex.IsMatch(tokenHash, "^[0-9a-f]{64}$"))
             r.AddError($"{k}.security.super-admin-token-sha256", "must be the lower-hex SHA-256 of the token (64 hex digits), e.g. from `printf %s \"$TOKEN\" | sha256sum`");
         var security = new SecuritySettings(tokenHash);
+        var alerts = ClawKeeper.Actors.Alerts.AlertSettings.Read(r, $"{k}.alerts");
+        var securityPosture = Checks.SecurityPosture.SecurityPostureSettings.Read(r, $"{k}.checks.security-posture");
+        var integrationHealth = Checks.IntegrationHealth.IntegrationHealthSettings.Read(r, $"{k}.checks.integration-health", $"{k}.integrations");
 
         var orchestrators = new List<OrchestratorDefinition>();
         foreach (var name in OrchestratorCatalog.Names)
@@ -119,7 +125,7 @@ public sealed record ClawKeeperSettings(
         }
 
         if (r.Errors.Count > 0) throw new InvalidSettingsException(r.Errors);
-        return new ClawKeeperSettings(node, logging, platform, journal, heartbeat, systemHealth, taskQueue, dataIntegrity, security, orchestrators, providers);
+        return new ClawKeeperSettings(node, logging, platform, journal, heartbeat, systemHealth, taskQueue, dataIntegrity, securityPosture, integrationHealth, security, alerts, orchestrators, providers);
     }
 
     private static void ValidateConnectionString(SettingsReader r, string key, string value)

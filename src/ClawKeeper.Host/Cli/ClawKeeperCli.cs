@@ -23,6 +23,7 @@ public static class ClawKeeperCli
         root.Subcommands.Add(CheckCommand.Build());
         root.Subcommands.Add(DatabaseCommands.Build());
         root.Subcommands.Add(WritesCommands.Build());
+        root.Subcommands.Add(AlertsCommands.Build());
         return root;
     }
 

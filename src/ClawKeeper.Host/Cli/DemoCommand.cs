@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Akka.Actor;
 using ClawKeeper.Host.Configuration;
+using ClawKeeper.Host.Demo;
 using ClawKeeper.Host.Node;
 using ClawKeeper.Platform;
 using ClawKeeper.Platform.LocalServer;
@@ -53,12 +54,14 @@ public static class DemoCommand
                 await File.WriteAllTextAsync(envFile, $"{ConfigurationLoader.PlatformDbVariable}='{platform}'\n", cancellationToken);
                 if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(envFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
-                var (config, settings) = ClawKeeperCli.LoadSettings(parse, new[] { "demo.conf" }, new Dictionary<string, string>
+                await using var sandbox = await DemoProviderSandbox.StartAsync(cancellationToken);
+                var overrides = new Dictionary<string, string>(sandbox.Overrides())
                 {
                     ["clawkeeper.platform-db.connection-string"] = platform,
                     ["clawkeeper.journal.connection-string"] = "",
                     ["clawkeeper.journal.sqlite-path"] = journalPath,
-                });
+                };
+                var (config, settings) = ClawKeeperCli.LoadSettings(parse, new[] { "demo.conf" }, overrides);
 
                 using var host = ClawKeeperNode.Build(config, settings, NodeMode.ClusterNode);
                 await host.StartAsync(cancellationToken);
@@ -70,6 +73,8 @@ public static class DemoCommand
                       Platform database : postgresql://{ConnectionStrings.Describe(platform)} ({migrated.Applied.Count} migrations, {seeded.Tenants} tenants, {seeded.Tasks} tasks, {seeded.AuditEntries} audit entries)
                       Connection string : in {envFile} (not printed: it holds the password)
                       Cluster node      : {address}
+                      Provider sandbox  : {sandbox.BaseAddress} (plaid, stripe, quickbooks, xero; curl -X POST {sandbox.BaseAddress}stripe/fail to trip a breaker, .../recover to heal it)
+                      Alerts            : {(settings.Alerts.Policy.ChannelsByAudience.Values.Any(c => c.Count > 0) ? "delivered by " + string.Join(", ", settings.Alerts.Policy.ChannelsByAudience.Where(a => a.Value.Count > 0).Select(a => $"{a.Key}: {string.Join("+", a.Value)}")) : "recorded only (set CLAWKEEPER_SMTP_HOST/CLAWKEEPER_ALERT_EMAIL_SUPER_ADMIN or CLAWKEEPER_DISCORD_WEBHOOK_SUPER_ADMIN to deliver)")}
                       Heartbeat         : every {settings.Heartbeat.Interval.TotalSeconds:0} s, first in {settings.Heartbeat.InitialDelay.TotalSeconds:0} s
                       One-off report    : set -a; . {envFile}; set +a; dotnet run --project src/ClawKeeper.Host -- check --once --json
                     Ctrl+C stops the node and the database.

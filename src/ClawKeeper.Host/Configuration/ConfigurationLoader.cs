@@ -24,6 +24,21 @@ public static class ConfigurationLoader
         ("CLAWKEEPER_NODE_HOSTNAME", "clawkeeper.node.hostname"),
         ("CLAWKEEPER_NODE_PORT", "clawkeeper.node.port"),
         ("CLAWKEEPER_SUPER_ADMIN_TOKEN_SHA256", "clawkeeper.security.super-admin-token-sha256"),
+        ("CLAWKEEPER_SMTP_HOST", "clawkeeper.alerts.smtp.host"),
+        ("CLAWKEEPER_SMTP_PORT", "clawkeeper.alerts.smtp.port"),
+        ("CLAWKEEPER_SMTP_TLS", "clawkeeper.alerts.smtp.tls"),
+        ("CLAWKEEPER_SMTP_USERNAME", "clawkeeper.alerts.smtp.username"),
+        ("CLAWKEEPER_SMTP_PASSWORD", "clawkeeper.alerts.smtp.password"),
+        ("CLAWKEEPER_SMTP_FROM", "clawkeeper.alerts.smtp.from"),
+        ("CLAWKEEPER_DISCORD_WEBHOOK_SUPER_ADMIN", "clawkeeper.alerts.audiences.super_admin.discord-webhook"),
+        ("CLAWKEEPER_DISCORD_WEBHOOK_ADMIN", "clawkeeper.alerts.audiences.admin.discord-webhook"),
+    };
+
+    /// <summary>Environment variables holding a comma-separated list.</summary>
+    public static readonly IReadOnlyList<(string Variable, string Key)> EnvironmentListOverrides = new[]
+    {
+        ("CLAWKEEPER_ALERT_EMAIL_SUPER_ADMIN", "clawkeeper.alerts.audiences.super_admin.email"),
+        ("CLAWKEEPER_ALERT_EMAIL_ADMIN", "clawkeeper.alerts.audiences.admin.email"),
     };
 
     public static string HoconDirectory => Path.Combine(AppContext.BaseDirectory, "hocon");
@@ -44,6 +59,9 @@ public static class ConfigurationLoader
         var fromEnvironment = new List<string>();
         foreach (var (variable, key) in EnvironmentOverrides)
             AddIfSet(environment, variable, key, fromEnvironment);
+        foreach (var (variable, key) in EnvironmentListOverrides)
+            if (environment[variable] is string list && list.Length > 0)
+                fromEnvironment.Add($"{key} = [{string.Join(", ", list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Quote))}]");
         if (fromEnvironment.Count > 0)
             config = ConfigurationFactory.ParseString(string.Join("\n", fromEnvironment)).WithFallback(config);
         if (overrides is { Count: > 0 })

@@ -12,6 +12,14 @@ public class HeartbeatDecisionsSpec
         new(group, CheckStatusExtensions.Worst(statuses),
             statuses.Select((s, i) => new CheckResult($"check_{i}", s, "observed", "threshold", "detail", 1)).ToList());
 
+    /// <summary>What the supervisor persists after a heartbeat: the record and the incidents it opened or closed.</summary>
+    internal static HeartbeatState Step(HeartbeatState state, HeartbeatReport report)
+    {
+        var plan = ClawKeeper.Actors.Alerts.AlertDecisions.Plan(state.Incidents, report, Array.Empty<ClawKeeper.Platform.Alerts.AlertControl>(),
+            report.CompletedAt, ClawKeeper.Actors.Alerts.AlertPolicy.Unrouted);
+        return state.Apply(new HeartbeatRecorded(report)).Apply(new IncidentsUpdated(plan.Incidents));
+    }
+
     private static HeartbeatReport Decide(HeartbeatState state, params GroupReport[] groups) =>
         HeartbeatDecisions.Decide(state, HeartbeatDecisions.NextId(Start, state.Latest?.Id), Start, Start.AddSeconds(2), groups, escalateAfterFailures: 3, dryRun: false);
 
@@ -50,7 +58,7 @@ public class HeartbeatDecisionsSpec
         {
             var report = Decide(state, Group("task_queue", CheckStatus.Fail));
             reports.Add(report);
-            state = state.Apply(new HeartbeatRecorded(report));
+            state = Step(state, report);
         }
         Assert.Equal(new[] { 1, 2, 3, 4, 5 }, reports.Select(r => r.ConsecutiveFailures));
         Assert.Equal(new[] { 0, 0, 1, 0, 0 }, reports.Select(r => r.Alerts.Count));
@@ -61,12 +69,12 @@ public class HeartbeatDecisionsSpec
         Assert.True(state.EscalationRaised);
 
         var recovered = Decide(state, Group("task_queue", CheckStatus.Pass));
-        state = state.Apply(new HeartbeatRecorded(recovered));
+        state = Step(state, recovered);
         Assert.Equal(0, state.ConsecutiveFailures);
         Assert.False(state.EscalationRaised);
 
         // A new streak escalates again.
-        for (var i = 0; i < 3; i++) state = state.Apply(new HeartbeatRecorded(Decide(state, Group("task_queue", CheckStatus.Fail))));
+        for (var i = 0; i < 3; i++) state = Step(state, Decide(state, Group("task_queue", CheckStatus.Fail)));
         Assert.True(state.EscalationRaised);
         Assert.Equal(3, state.ConsecutiveFailures);
     }

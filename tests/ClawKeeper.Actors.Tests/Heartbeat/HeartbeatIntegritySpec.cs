@@ -28,9 +28,18 @@ public class HeartbeatIntegritySpec : Akka.TestKit.Xunit2.TestKit
     {
     }
 
-    private static ClawKeeperSettings Settings(string database) => ClawKeeperSettings.FromConfig(
-        ConfigurationFactory.ParseString($"clawkeeper.platform-db.connection-string = {JsonSerializer.Serialize(database)}")
-            .WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(RepositoryFiles.Path("hocon", "clawkeeper.conf")))));
+    private static LoopbackHttpServer? _providers;
+
+    /// <summary>The shipped configuration on this database, with every provider pointed at a healthy loopback stand-in.</summary>
+    private static ClawKeeperSettings Settings(string database)
+    {
+        _providers ??= LoopbackHttpServer.StartAsync().GetAwaiter().GetResult();
+        var providers = string.Join("\n", new[] { "plaid", "stripe", "quickbooks", "xero" }.Select(p =>
+            $"clawkeeper.integrations.{p} {{ base-url = \"{new Uri(_providers.BaseAddress, p + "/")}\", health-path = \"health\" }}"));
+        return ClawKeeperSettings.FromConfig(
+            ConfigurationFactory.ParseString($"clawkeeper.platform-db.connection-string = {JsonSerializer.Serialize(database)}\n{providers}")
+                .WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(RepositoryFiles.Path("hocon", "clawkeeper.conf")))));
+    }
 
     private async Task<IActorRef> StartAsync(string persistenceId, NpgsqlDataSource platform, ClawKeeperSettings settings)
     {

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using System.Runtime.Serialization;
+using ClawKeeper.Actors.Alerts;
 using ClawKeeper.Actors.Checks;
 using ClawKeeper.Actors.Checks.DataIntegrity;
 using ClawKeeper.Actors.Heartbeat;
@@ -31,16 +32,30 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
         new[] { new ActionReport("none", "nothing to do", "done") },
         new[] { new AlertReport("super_admin", new[] { "email", "discord" }, HeartbeatDecisions.ConsecutiveFailuresDedupKey, "critical", "3 failed", "recorded") });
 
+    private static readonly Incident Incident = new(HeartbeatDecisions.ConsecutiveFailuresDedupKey, "super_admin", new[] { "email", "discord" }, "critical",
+        "3 consecutive failed heartbeats", new[] { new NotificationLine("task_queue", "queue_depth", "fail", "168 pending", "pending < 100", "cfo 20") },
+        Report.StartedAt, Report.CompletedAt, false, false, null);
+
+    private static readonly QueuedNotification Queued = new(
+        new Notification("heartbeat-2026-11-28T04:00:00Z:super_admin:firing", "super_admin", NotificationKind.Firing, "critical", "CRITICAL: 1 alert",
+            "3 failed", new[] { Incident.DedupKey }, Incident.Lines, Report.Id, Report.CompletedAt),
+        ImmutableHashSet.Create("email", "discord"));
+
     public static IEnumerable<object[]> Messages() => new[]
     {
         new object[] { new HeartbeatRecorded(Report) },
         new object[] { new HeartbeatRunLogged(Report.Id) },
-        new object[] { new HeartbeatState(3, 17, Report, ImmutableList.Create(Report), ImmutableHashSet.Create(HeartbeatDecisions.ConsecutiveFailuresDedupKey),
+        new object[] { new HeartbeatState(3, 17, Report, ImmutableList.Create(Report),
+            ImmutableDictionary<string, Incident>.Empty.Add(HeartbeatDecisions.ConsecutiveFailuresDedupKey, Incident),
+            ImmutableDictionary<string, QueuedNotification>.Empty.Add(Queued.Notification.Id, Queued),
             new IntegrityWatermarks(ImmutableDictionary<string, AuditPosition>.Empty.Add("t-1", new AuditPosition(42, new string('a', 64))), 1234, Report.CompletedAt),
             new WriteBlockState(true, "financial_totals_balance: tenant t-1 off by 0.01", new[] { "financial_totals_balance" }, Report.CompletedAt, 7)) },
         new object[] { new IntegrityVerified(new IntegrityWatermarks(ImmutableDictionary<string, AuditPosition>.Empty.Add("t-2", new AuditPosition(1, new string('b', 64))), 9, null)) },
         new object[] { new WriteBlockImposed("audit gap", new[] { "audit_log_continuous" }, Report.StartedAt) },
         new object[] { new WriteBlockApplied(12) },
+        new object[] { new IncidentsUpdated(ImmutableDictionary<string, Incident>.Empty.Add(Incident.DedupKey, Incident)) },
+        new object[] { new NotificationsQueued(new[] { Queued }) },
+        new object[] { new NotificationDelivered(Queued.Notification.Id, "email", Report.CompletedAt) },
         new object[] { new WriteBlockLifted(12, "super_admin:ops", "repaired", Report.CompletedAt) },
         new object[] { RunHeartbeatNow.Instance },
         new object[] { new HeartbeatCompleted(Report) },

@@ -14,13 +14,22 @@ public class CheckCommandSpec
         "api_server_responding", "database_connection", "orchestrators_reachable", "worker_pool_capacity", "circuit_breakers_closed",
         "queue_depth", "stuck_tasks", "error_rate", "average_task_latency",
         "audit_log_continuous", "financial_totals_balance", "no_orphaned_records", "rls_policies_active",
+        "tenant_isolation", "unauthorized_access_attempts", "api_keys_valid", "rate_limiters_functioning",
+        "plaid_connection", "stripe_api_reachable", "quickbooks_sync", "xero_sync",
     };
+
+    private static async Task<ProcessResult> CheckAsync(string database, params string[] extra)
+    {
+        await using var providers = await LoopbackHttpServer.StartAsync();
+        return await ClawKeeperProcess.RunAsync(ClawKeeperProcess.PlatformDb(database),
+            new[] { "check", "--once", "--config", ClawKeeperProcess.ProvidersConfig(providers.BaseAddress) }.Concat(extra).ToArray());
+    }
 
     [Fact]
     public async Task The_seeded_platform_passes_with_exit_0_and_the_run_is_logged_in_agent_runs()
     {
         var database = await TestDatabases.CreateSeededAsync();
-        var result = await ClawKeeperProcess.RunAsync(ClawKeeperProcess.PlatformDb(database), "check", "--once", "--json");
+        var result = await CheckAsync(database, "--json");
         Assert.True(result.ExitCode == 0, result.ToString());
 
         using var report = JsonDocument.Parse(result.StandardOutput);
@@ -28,7 +37,7 @@ public class CheckCommandSpec
         Assert.Equal("pass", root.GetProperty("status").GetString());
         Assert.Equal(0, root.GetProperty("consecutiveFailures").GetInt32());
         Assert.False(root.GetProperty("writeBlock").GetProperty("active").GetBoolean());
-        Assert.Equal(new[] { "system_health", "task_queue", "data_integrity" }, root.GetProperty("groups").EnumerateArray().Select(g => g.GetProperty("group").GetString()));
+        Assert.Equal(new[] { "system_health", "task_queue", "data_integrity", "security_posture", "integration_health" }, root.GetProperty("groups").EnumerateArray().Select(g => g.GetProperty("group").GetString()));
         var checks = root.GetProperty("groups").EnumerateArray().SelectMany(g => g.GetProperty("checks").EnumerateArray()).ToList();
         Assert.Equal(Contract, checks.Select(c => c.GetProperty("check").GetString()));
         Assert.All(checks, c =>
@@ -60,7 +69,7 @@ public class CheckCommandSpec
             from generate_series(1, 400) n;
             """);
 
-        var result = await ClawKeeperProcess.RunAsync(ClawKeeperProcess.PlatformDb(database), "check", "--once", "--json");
+        var result = await CheckAsync(database, "--json");
         Assert.True(result.ExitCode == 1, result.ToString());
         using var report = JsonDocument.Parse(result.StandardOutput);
         Assert.Equal("fail", report.RootElement.GetProperty("status").GetString());
@@ -82,7 +91,7 @@ public class CheckCommandSpec
     public async Task A_dry_run_reports_but_writes_nothing()
     {
         var database = await TestDatabases.CreateSeededAsync();
-        var result = await ClawKeeperProcess.RunAsync(ClawKeeperProcess.PlatformDb(database), "check", "--once", "--dry-run");
+        var result = await CheckAsync(database, "--dry-run");
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("PASS", result.StandardOutput);
         Assert.Contains("dry run", result.StandardOutput);

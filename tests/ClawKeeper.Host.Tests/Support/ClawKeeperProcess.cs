@@ -64,4 +64,13 @@ public static class ClawKeeperProcess
     }
 
     public static Dictionary<string, string?> PlatformDb(string connectionString) => new() { ["CLAWKEEPER_PLATFORM_DB"] = connectionString };
+
+    /// <summary>A --config file pointing every provider (plaid, stripe, quickbooks, xero) at a loopback stand-in.</summary>
+    public static string ProvidersConfig(Uri standIn)
+    {
+        var file = Path.Combine(Directory.CreateTempSubdirectory("clawkeeper-config-").FullName, "providers.conf");
+        File.WriteAllText(file, string.Join("\n", new[] { "plaid", "stripe", "quickbooks", "xero" }.Select(p =>
+            $"clawkeeper.integrations.{p} {{ base-url = \"{new Uri(standIn, p + "/")}\", health-path = \"health\" }}")));
+        return file;
+    }
 }

@@ -88,7 +88,7 @@ public sealed class TenantIsolationCheck : PlatformQueryCheck
             return CheckOutcome.Warn("0 pairs probed", Threshold, why + $"; no {FailureEventKind} event in {window.Describe()}");
         }
 
-        var findings = new List<string>();
+        var findings = new List<Breach>();
         var inconclusive = new List<string>();
         var notes = new HashSet<string>(StringComparer.Ordinal);
         var tablesWithForeignRows = new HashSet<string>(StringComparer.Ordinal);
@@ -110,18 +110,21 @@ public sealed class TenantIsolationCheck : PlatformQueryCheck
 
         if (findings.Count > 0 || recordedProblem is not null)
         {
+            var breached = findings.Select(f => f.Table).Distinct().Order(StringComparer.Ordinal).ToList();
             var parts = new List<string>();
-            if (findings.Count > 0) parts.Add(Sample(findings));
+            if (findings.Count > 0) parts.Add(DescribeBreaches(findings));
             if (recordedProblem is not null) parts.Add(recordedProblem);
+            if (inconclusive.Count > 0) parts.Add("also not evaluated: " + Sample(inconclusive));
             parts.Add(probed);
-            return CheckOutcome.Fail($"{findings.Count} isolation breach(es) in the probe; {recordedCount} recorded failure(s)", Threshold,
+            return CheckOutcome.Fail(
+                $"{breached.Count} table(s) breached{(breached.Count > 0 ? $" ({string.Join(", ", breached)})" : "")}; {recordedCount} recorded failure(s)", Threshold,
                 string.Join("; ", parts) + noteText);
         }
 
         if (inconclusive.Count > 0)
             return CheckOutcome.Error(Threshold, $"no breach seen, but part of the probe could not be evaluated: {Sample(inconclusive)}; {probed}{noteText}");
 
-        return CheckOutcome.Pass($"0 breaches; {pairs.Count} pair(s) × {tables.Count} tables probed; 0 recorded failures", Threshold,
+        return CheckOutcome.Pass($"0 tables breached; {pairs.Count} pair(s) × {tables.Count} tables probed; 0 recorded failures", Threshold,
             $"{probed}; {coverage}; no {FailureEventKind} event in {window.Describe()}{noteText}");
     }
 
@@ -130,8 +133,11 @@ public sealed class TenantIsolationCheck : PlatformQueryCheck
             ? outcome
             : CheckOutcome.Fail("probe not run; recorded failure(s)", outcome.Threshold, recordedProblem + "; the live probe could not run: " + outcome.Detail);
 
-    private string Sample(List<string> items) =>
-        string.Join("; ", items.Take(_settings.SampleSize)) + (items.Count > _settings.SampleSize ? $"; and {items.Count - _settings.SampleSize} more" : "");
+    private string Sample(List<string> items)
+    {
+        var distinct = items.Distinct(StringComparer.Ordinal).ToList();
+        return string.Join("; ", distinct.Take(_settings.SampleSize)) + (distinct.Count > _settings.SampleSize ? $"; and {distinct.Count - _settings.SampleSize} more" : "");
+    }
 
     private async Task<bool> RoleExistsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
@@ -176,7 +182,38 @@ public sealed class TenantIsolationCheck : PlatformQueryCheck
         return tables;
     }
 
-    private sealed record PairProbe(List<string> Findings, List<string> Inconclusive, List<string> Notes, List<string> TablesWithForeignRows, List<string> WritesRefused);
+    /// <summary>What the probe saw: rows of others visible, own rows invisible (blind), or a write for another tenant accepted.</summary>
+    private abstract record Breach(string Table, string Viewer);
+    private sealed record ReadLeak(string Table, string Viewer, string Rows) : Breach(Table, Viewer);
+    private sealed record Blind(string Table, string Viewer) : Breach(Table, Viewer);
+    private sealed record WriteAccepted(string Table, string Viewer, string Target) : Breach(Table, Viewer);
+
+    /// <summary>One clause per table and kind, viewers deduplicated: the same leak seen from several pairs is said once.</summary>
+    private string DescribeBreaches(List<Breach> breaches)
+    {
+        string List(IEnumerable<string> items)
+        {
+            var all = items.Distinct(StringComparer.Ordinal).ToList();
+            return string.Join(", ", all.Take(_settings.SampleSize)) + (all.Count > _settings.SampleSize ? $", and {all.Count - _settings.SampleSize} more" : "");
+        }
+
+        var clauses = new List<string>();
+        foreach (var table in breaches.GroupBy(b => b.Table).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            var reads = table.OfType<ReadLeak>().GroupBy(r => r.Viewer).Select(g => g.First()).ToList();
+            if (reads.Count > 0)
+                clauses.Add($"{table.Key}: rows of other tenants visible — {List(reads.Select(r => $"as {r.Viewer}: {r.Rows}"))}");
+            var writes = table.OfType<WriteAccepted>().ToList();
+            if (writes.Count > 0)
+                clauses.Add($"{table.Key}: a row for another tenant was accepted (rolled back) — {List(writes.Select(w => $"as {w.Viewer} for {w.Target}"))}");
+            var blind = table.OfType<Blind>().ToList();
+            if (blind.Count > 0)
+                clauses.Add($"{table.Key}: the tenant's own rows are invisible as {List(blind.Select(b => b.Viewer))} — no policy admits the tenant (policy dropped?), so isolation on this table cannot be shown and the application cannot use it");
+        }
+        return string.Join("; ", clauses);
+    }
+
+    private sealed record PairProbe(List<Breach> Findings, List<string> Inconclusive, List<string> Notes, List<string> TablesWithForeignRows, List<string> WritesRefused);
 
     /// <summary>A row for the target, written while acting as the viewer: must be refused.</summary>
     private sealed record WriteProbe(string Table, string Sql);
@@ -258,11 +295,12 @@ public sealed class TenantIsolationCheck : PlatformQueryCheck
                     if (leaked.Count > 0)
                     {
                         var total = leaked.Sum(l => l.Rows);
-                        var targetNote = leaked.Any(l => l.Tenant == target) ? $", including target {target}" : "";
-                        result.Findings.Add($"{table.Name}: acting as {viewer}, {(total >= LeakCountCap ? $"≥ {LeakCountCap}" : total.ToString())} row(s) of other tenants visible{targetNote} ({string.Join(", ", leaked.Take(_settings.SampleSize).Select(l => $"{l.Tenant} {l.Rows}"))})");
+                        var rows = $"{(total >= LeakCountCap ? $"≥ {LeakCountCap}" : total.ToString())} row(s) " +
+                                   $"({string.Join(", ", leaked.Take(_settings.SampleSize).Select(l => $"{l.Tenant} {l.Rows}"))}{(leaked.Count > _settings.SampleSize ? ", ..." : "")})";
+                        result.Findings.Add(new ReadLeak(table.Name, viewer, rows));
                     }
                     if (viewerHasRows[table.Name] && !seesOwn)
-                        result.Findings.Add($"{table.Name}: acting as {viewer}, none of {viewer}'s own rows are visible — no policy admits the tenant (policy dropped?), so isolation on this table cannot be shown and the application cannot use it");
+                        result.Findings.Add(new Blind(table.Name, viewer));
                 }
                 catch (PostgresException ex)
                 {
@@ -290,7 +328,7 @@ public sealed class TenantIsolationCheck : PlatformQueryCheck
                     var rows = await write.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
                     await RollbackToSavepoint(transaction, cancellationToken).ConfigureAwait(false);
                     if (rows > 0)
-                        result.Findings.Add($"{probe.Table}: acting as {viewer}, a row for tenant {target} was accepted (rolled back)");
+                        result.Findings.Add(new WriteAccepted(probe.Table, viewer, target));
                     else
                         result.WritesRefused.Add(probe.Table);
                 }

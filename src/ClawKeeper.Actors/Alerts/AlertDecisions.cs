@@ -1,0 +1,178 @@
+using System.Collections.Immutable;
+using ClawKeeper.Actors.Checks;
+using ClawKeeper.Actors.Heartbeat;
+using ClawKeeper.Platform.Alerts;
+
+namespace ClawKeeper.Actors.Alerts;
+
+/// <summary>
+/// An open incident: raised once, reminded on an interval until acknowledged, resolved with a
+/// notice. <see cref="Suppressed"/>: raised inside a silence (kept, not sent); <see cref="ResolvedAt"/>:
+/// the problem went away while silenced (the resolved notice goes out when the window ends).
+/// </summary>
+public sealed record Incident(
+    string DedupKey,
+    string Audience,
+    IReadOnlyList<string> Channels,
+    string Severity,
+    string Summary,
+    IReadOnlyList<NotificationLine> Lines,
+    DateTimeOffset OpenedAt,
+    DateTimeOffset? LastNotifiedAt,
+    bool Acknowledged,
+    bool Suppressed,
+    DateTimeOffset? ResolvedAt);
+
+/// <summary>A notification waiting for its channels; removed when every channel has it.</summary>
+public sealed record QueuedNotification(Notification Notification, ImmutableHashSet<string> PendingChannels);
+
+/// <summary>How alerts are routed and repeated.</summary>
+public sealed record AlertPolicy(TimeSpan ReminderInterval, IReadOnlyDictionary<string, IReadOnlyList<string>> ChannelsByAudience)
+{
+    public static readonly AlertPolicy Unrouted = new(TimeSpan.FromHours(4), new Dictionary<string, IReadOnlyList<string>>());
+}
+
+/// <summary>The result of planning one heartbeat's alerts.</summary>
+public sealed record AlertPlan(ImmutableDictionary<string, Incident> Incidents, IReadOnlyList<QueuedNotification> Notifications, IReadOnlyList<AlertReport> Alerts);
+
+/// <summary>
+/// Pure alerting: which incidents open, remind, resolve; grouped into one notification per
+/// audience and kind for the whole heartbeat; silences and acknowledgements applied.
+/// </summary>
+public static class AlertDecisions
+{
+    /// <summary>The subject of a dedup key: <c>check:data_integrity/audit_log_continuous:super_admin</c> → <c>data_integrity/audit_log_continuous</c>.</summary>
+    public static string Subject(string dedupKey)
+    {
+        var parts = dedupKey.Split(':');
+        return parts.Length >= 3 ? string.Join(':', parts[1..^1]) : dedupKey;
+    }
+
+    /// <summary>A silence on a group (<c>data_integrity</c>) or a check (<c>data_integrity/audit_log_continuous</c>) or the escalation (<c>consecutive-failures</c>).</summary>
+    public static bool Matches(string target, string dedupKey)
+    {
+        var subject = Subject(dedupKey);
+        return subject == target || subject.StartsWith(target + "/", StringComparison.Ordinal) || dedupKey == target;
+    }
+
+    public static AlertPlan Plan(
+        ImmutableDictionary<string, Incident> incidents,
+        HeartbeatReport report,
+        IReadOnlyList<AlertControl> controls,
+        DateTimeOffset now,
+        AlertPolicy policy)
+    {
+        bool Silenced(string key) => controls.Any(c => c.IsSilence && c.Until > now && Matches(c.Target, key));
+        DateTimeOffset? SilencedUntil(string key) => controls.Where(c => c.IsSilence && c.Until > now && Matches(c.Target, key)).Max(c => c.Until);
+        bool Acked(Incident incident) => incident.Acknowledged || controls.Any(c => c.IsAck && c.CreatedAt >= incident.OpenedAt && Matches(c.Target, incident.DedupKey));
+
+        var stillOpen = HeartbeatDecisions.OpenAlertsAfter(incidents.Keys.ToImmutableHashSet(), report);
+        var next = ImmutableDictionary.CreateBuilder<string, Incident>();
+        var outgoing = new List<(NotificationKind Kind, Incident Incident)>();
+        var alerts = new List<AlertReport>();
+
+        foreach (var alert in report.Alerts)
+        {
+            var incident = new Incident(alert.DedupKey, alert.Audience, alert.Channels, alert.Severity, alert.Summary,
+                LinesFor(alert.DedupKey, report), now, null, false, false, null);
+            if (Silenced(alert.DedupKey))
+            {
+                incident = incident with { Suppressed = true };
+                alerts.Add(alert with { Delivery = $"silenced until {SilencedUntil(alert.DedupKey):u}: kept, not sent" });
+            }
+            else
+            {
+                incident = incident with { LastNotifiedAt = now };
+                outgoing.Add((NotificationKind.Firing, incident));
+                alerts.Add(alert with { Delivery = Routed(policy, incident) });
+            }
+            next[alert.DedupKey] = incident;
+        }
+
+        foreach (var (key, existing) in incidents)
+        {
+            if (next.ContainsKey(key)) continue;
+            var silenced = Silenced(key);
+            var incident = existing with { Acknowledged = Acked(existing) };
+            if (stillOpen.Contains(key) && incident.ResolvedAt is null)
+            {
+                var lines = LinesFor(key, report);
+                if (lines.Count > 0) incident = incident with { Lines = lines };
+                if (incident.Suppressed && !silenced)
+                {
+                    incident = incident with { Suppressed = false, LastNotifiedAt = now };
+                    outgoing.Add((NotificationKind.Firing, incident)); // the window ended with the problem still there
+                }
+                else if (!incident.Suppressed && !incident.Acknowledged && !silenced
+                         && (incident.LastNotifiedAt is null || now - incident.LastNotifiedAt.Value >= policy.ReminderInterval))
+                {
+                    incident = incident with { LastNotifiedAt = now };
+                    outgoing.Add((NotificationKind.Reminder, incident));
+                }
+                next[key] = incident;
+            }
+            else if (silenced)
+            {
+                next[key] = incident with { ResolvedAt = incident.ResolvedAt ?? now }; // resolved inside the window: tell when it ends
+            }
+            else
+            {
+                outgoing.Add((NotificationKind.Resolved, incident));
+            }
+        }
+
+        var notifications = outgoing
+            .GroupBy(o => (o.Incident.Audience, o.Kind))
+            .OrderBy(g => g.Key.Audience, StringComparer.Ordinal).ThenBy(g => g.Key.Kind)
+            .Select(g => Build(report, g.Key.Audience, g.Key.Kind, g.Select(o => o.Incident).ToList(), now, policy))
+            .ToList();
+        return new AlertPlan(next.ToImmutable(), notifications, alerts);
+    }
+
+    private static string Routed(AlertPolicy policy, Incident incident)
+    {
+        var channels = ChannelsFor(policy, incident.Audience, incident.Channels);
+        return channels.Count == 0
+            ? $"recorded: no channel configured for {incident.Audience}"
+            : $"queued: {string.Join("+", channels)}";
+    }
+
+    private static IReadOnlyList<string> ChannelsFor(AlertPolicy policy, string audience, IEnumerable<string> wanted) =>
+        policy.ChannelsByAudience.TryGetValue(audience, out var configured)
+            ? wanted.Where(configured.Contains).Distinct().OrderBy(c => c, StringComparer.Ordinal).ToList()
+            : Array.Empty<string>();
+
+    private static QueuedNotification Build(HeartbeatReport report, string audience, NotificationKind kind, IReadOnlyList<Incident> incidents, DateTimeOffset now, AlertPolicy policy)
+    {
+        var severity = kind == NotificationKind.Resolved ? "resolved" : incidents.Any(i => i.Severity == "critical") ? "critical" : "warning";
+        var count = incidents.Count;
+        var title = kind switch
+        {
+            NotificationKind.Firing => $"{severity.ToUpperInvariant()}: {count} alert{(count == 1 ? "" : "s")} for {audience}",
+            NotificationKind.Reminder => $"REMINDER: {count} alert{(count == 1 ? "" : "s")} still open for {audience}",
+            _ => $"RESOLVED: {count} alert{(count == 1 ? "" : "s")} cleared for {audience}",
+        };
+        var summary = string.Join("\n", incidents.Select(i => kind == NotificationKind.Resolved
+            ? $"{AlertDecisions.Subject(i.DedupKey)}: resolved (open since {i.OpenedAt:u})"
+            : i.Summary));
+        var lines = incidents.SelectMany(i => i.Lines).DistinctBy(l => (l.Group, l.Check)).ToList();
+        var notification = new Notification(
+            $"{report.Id}:{audience}:{kind.ToString().ToLowerInvariant()}",
+            audience, kind, severity, title, summary,
+            incidents.Select(i => i.DedupKey).ToList(),
+            kind == NotificationKind.Resolved ? Array.Empty<NotificationLine>() : lines,
+            report.Id, now);
+        var channels = ChannelsFor(policy, audience, incidents.SelectMany(i => i.Channels));
+        return new QueuedNotification(notification, channels.ToImmutableHashSet());
+    }
+
+    /// <summary>The evidence of an incident: its check, or every problem of the heartbeat for the escalation.</summary>
+    private static IReadOnlyList<NotificationLine> LinesFor(string dedupKey, HeartbeatReport report)
+    {
+        var subject = Subject(dedupKey);
+        var checks = report.AllChecks()
+            .Where(c => subject == $"{c.Group}/{c.Check.Check}" || (subject == "consecutive-failures" && c.Check.Status.IsProblem()))
+            .Where(c => c.Check.Status.IsProblem());
+        return checks.Select(c => new NotificationLine(c.Group, c.Check.Check, c.Check.Status.ToWire(), c.Check.Observed, c.Check.Threshold, c.Check.Detail)).ToList();
+    }
+}

@@ -1,0 +1,146 @@
+using Akka.Actor;
+using ClawKeeper.Actors.Alerts;
+using ClawKeeper.Actors.Alerts.Channels;
+using ClawKeeper.Actors.Checks;
+using ClawKeeper.Actors.Heartbeat;
+using ClawKeeper.Actors.Orchestrators;
+using ClawKeeper.Actors.Settings;
+using ClawKeeper.Actors.Tests.Alerts.Channels;
+using ClawKeeper.Actors.Tests.Support;
+using ClawKeeper.Testing;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace ClawKeeper.Actors.Tests.Alerts;
+
+/// <summary>The heartbeat's alerts through a real SMTP server and a Discord stand-in on loopback.</summary>
+public class AlertDeliverySpec : Akka.TestKit.Xunit2.TestKit
+{
+    private static readonly HttpClient Http = new();
+
+    private static readonly HeartbeatSettings Heartbeat = new(TimeSpan.FromHours(4), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(10), 3, 100);
+
+    public AlertDeliverySpec(ITestOutputHelper output) : base("""
+        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+        akka.logger-formatter = "Akka.Logger.Serilog.SerilogLogMessageFormatter, Akka.Logger.Serilog"
+        """, output)
+    {
+    }
+
+    private static AlertDelivery Delivery(int smtpPort, Uri webhook) => new(
+        new AlertPolicy(TimeSpan.FromHours(4), new Dictionary<string, IReadOnlyList<string>> { ["super_admin"] = new[] { "email", "discord" } }),
+        new IAlertChannel[]
+        {
+            new SmtpAlertChannel(new SmtpSettings("127.0.0.1", smtpPort, SmtpTlsMode.None, null, null, "clawkeeper@localhost", TimeSpan.FromSeconds(5))),
+            new DiscordAlertChannel(Http),
+        },
+        new Dictionary<string, AudienceRoute> { ["super_admin"] = new("super_admin", new[] { "root@bookkeeping.test" }, webhook) },
+        TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1));
+
+    private IActorRef Start(string persistenceId, Func<CheckStatus> status, AlertDelivery delivery) =>
+        Sys.ActorOf(HeartbeatSupervisor.Props(new HeartbeatSupervisorOptions(persistenceId, Heartbeat,
+            new[] { TestGroups.Scripted("task_queue", status) }, Array.Empty<OrchestratorDefinition>(), new RecordingRunLog(),
+            Scheduled: false, Alerts: delivery)));
+
+    private static async Task<HeartbeatReport> BeatAsync(IActorRef supervisor) =>
+        (await supervisor.Ask<HeartbeatCompleted>(RunHeartbeatNow.Instance, TimeSpan.FromSeconds(20))).Report;
+
+    [Fact]
+    public async Task Three_failed_heartbeats_send_exactly_one_email_and_one_discord_post_and_recovery_sends_the_resolved_notice()
+    {
+        await using var smtp = await LoopbackSmtpServer.StartAsync();
+        await using var discord = await DiscordStandIn.StartAsync();
+        var status = CheckStatus.Fail;
+        var supervisor = Start("three", () => status, Delivery(smtp.Port, discord.Webhook));
+
+        for (var i = 0; i < 4; i++) await BeatAsync(supervisor);
+        var mail = Assert.Single(await smtp.WaitForAsync(1));
+        await AwaitConditionAsync(() => Task.FromResult(discord.Requests.Count >= 1));
+        await Task.Delay(500); // nothing else may follow
+        Assert.Single(smtp.Received);
+        var post = Assert.Single(discord.Requests);
+        Assert.Equal(new[] { "root@bookkeeping.test" }, mail.EnvelopeTo);
+        Assert.Contains("3 consecutive failed heartbeats", mail.Message.TextBody);
+        Assert.Contains("task_queue/task_queue_check", mail.Message.TextBody);
+        Assert.Contains("3 consecutive failed heartbeats", post.Body);
+
+        status = CheckStatus.Pass;
+        var recovered = await BeatAsync(supervisor);
+        Assert.Equal(HeartbeatStatus.Pass, recovered.Status);
+        var mails = await smtp.WaitForAsync(2);
+        Assert.Contains("RESOLVED", mails[1].Message.Subject, StringComparison.OrdinalIgnoreCase);
+        await AwaitConditionAsync(() => Task.FromResult(discord.Requests.Count == 2));
+
+        var state = await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5));
+        await AwaitConditionAsync(async () => (await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5))).Outbox.IsEmpty);
+        Assert.Empty(state.Incidents);
+    }
+
+    [Fact]
+    public async Task A_channel_that_is_down_does_not_hold_back_the_other_and_gets_the_message_once_when_it_recovers()
+    {
+        await using var smtp = await LoopbackSmtpServer.StartAsync();
+        await using var discord = await DiscordStandIn.StartAsync();
+        discord.Reply = new StandInReply(500, "{\"message\":\"upstream trouble\"}");
+        var supervisor = Start("discord-down", () => CheckStatus.Fail, Delivery(smtp.Port, discord.Webhook));
+        for (var i = 0; i < 3; i++) await BeatAsync(supervisor);
+
+        Assert.Single(await smtp.WaitForAsync(1)); // e-mail went out while Discord fails
+        await AwaitConditionAsync(() => Task.FromResult(discord.Requests.Count >= 2));
+        discord.Reply = StandInReply.NoContent;
+        await AwaitConditionAsync(async () => (await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5))).Outbox.IsEmpty,
+            TimeSpan.FromSeconds(10));
+        var delivered = discord.Requests.Count;
+        await Task.Delay(1500);
+        Assert.Equal(delivered, discord.Requests.Count); // no repeat after success
+        Assert.Single(smtp.Received);
+    }
+
+    [Fact]
+    public async Task Discord_429_is_retried_after_the_delay_it_asks_for()
+    {
+        await using var smtp = await LoopbackSmtpServer.StartAsync();
+        await using var discord = await DiscordStandIn.StartAsync();
+        discord.Reply = StandInReply.RateLimited("{\"message\":\"You are being rate limited.\",\"retry_after\":1.2,\"global\":false}");
+        var supervisor = Start("discord-429", () => CheckStatus.Fail, Delivery(smtp.Port, discord.Webhook));
+        for (var i = 0; i < 3; i++) await BeatAsync(supervisor);
+        await AwaitConditionAsync(() => Task.FromResult(discord.Requests.Count >= 1));
+        var limitedAt = DateTime.UtcNow;
+        discord.Reply = StandInReply.NoContent;
+        await AwaitConditionAsync(() => Task.FromResult(discord.Requests.Count >= 2), TimeSpan.FromSeconds(10));
+        Assert.True(DateTime.UtcNow - limitedAt >= TimeSpan.FromSeconds(1), "the retry came before retry_after");
+        await Task.Delay(300);
+        Assert.Equal(2, discord.Requests.Count);
+    }
+
+    [Fact]
+    public async Task An_alert_persisted_but_not_sent_before_a_crash_is_delivered_after_the_restart_once()
+    {
+        await using var smtp = await LoopbackSmtpServer.StartAsync();
+        await using var discord = await DiscordStandIn.StartAsync();
+        var nowhere = LoopbackHttpServer.RefusingAddress();
+        var dead = Delivery(nowhere.Port, new Uri(nowhere, "api/webhooks/1/secret")); // both channels unreachable: nothing leaves
+        var supervisor = Start("crash", () => CheckStatus.Fail, dead);
+        for (var i = 0; i < 3; i++) await BeatAsync(supervisor);
+        var before = await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5));
+        var queued = Assert.Single(before.Outbox.Values);
+        Assert.Equal(2, queued.PendingChannels.Count);
+
+        Watch(supervisor);
+        Sys.Stop(supervisor); // the node goes down with the alert persisted and undelivered
+        ExpectTerminated(supervisor);
+
+        var restarted = Start("crash", () => CheckStatus.Fail, Delivery(smtp.Port, discord.Webhook));
+        var mail = Assert.Single(await smtp.WaitForAsync(1, TimeSpan.FromSeconds(10)));
+        Assert.Contains(queued.Notification.Id.Split(':')[0], mail.Message.TextBody);
+        await AwaitConditionAsync(() => Task.FromResult(discord.Requests.Count == 1));
+        await AwaitConditionAsync(async () => (await restarted.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5))).Outbox.IsEmpty);
+
+        // Later heartbeats do not resend it.
+        await BeatAsync(restarted);
+        await Task.Delay(500);
+        Assert.Single(smtp.Received);
+        Assert.Single(discord.Requests);
+    }
+}
