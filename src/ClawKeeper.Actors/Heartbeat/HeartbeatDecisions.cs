@@ -85,6 +85,10 @@ public static class HeartbeatDecisions
         foreach (var (group, check) in report.AllChecks())
             if (check.Status is CheckStatus.Pass or CheckStatus.Warn or CheckStatus.Skipped)
                 next = next.Remove(CheckDedupKey(group, check.Check));
+        if (report.OpenBreakers is { } openBreakers)
+            foreach (var key in next.Where(k => k.StartsWith("breaker:", StringComparison.Ordinal)).ToList())
+                if (!openBreakers.Any(p => key == Integrations.BreakerDecisions.DedupKey(p)))
+                    next = next.Remove(key);
         return next;
     }
 

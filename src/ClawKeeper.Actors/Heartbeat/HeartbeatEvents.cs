@@ -34,3 +34,6 @@ public sealed record NotificationsQueued(IReadOnlyList<QueuedNotification> Notif
 
 /// <summary>A channel handed the notification off (SMTP accepted it, Discord answered 2xx).</summary>
 public sealed record NotificationDelivered(string NotificationId, string Channel, DateTimeOffset At) : IHeartbeatEvent;
+
+/// <summary>The providers whose circuit breaker is open: since when and how many re-checks (a restart does not reset the clock).</summary>
+public sealed record BreakersObserved(ImmutableDictionary<string, Integrations.BreakerObservation> Breakers) : IHeartbeatEvent;

@@ -27,6 +27,12 @@ internal sealed record HeartbeatTick
     public static readonly HeartbeatTick Instance = new();
 }
 
+/// <summary>Timer message: re-check the open breakers once their reset timeout has passed.</summary>
+internal sealed record ReprobeBreakers
+{
+    public static readonly ReprobeBreakers Instance = new();
+}
+
 /// <summary>Timer message: the groups of heartbeat <paramref name="HeartbeatId"/> ran out of time.</summary>
 internal sealed record RoundDeadline(string HeartbeatId);
 

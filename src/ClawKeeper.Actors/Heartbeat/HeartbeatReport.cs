@@ -23,7 +23,8 @@ public sealed record HeartbeatReport(
     IReadOnlyList<ActionReport> Actions,
     IReadOnlyList<AlertReport> Alerts,
     bool DryRun = false,
-    IReadOnlyList<IncidentReport>? Incidents = null)
+    IReadOnlyList<IncidentReport>? Incidents = null,
+    IReadOnlyList<string>? OpenBreakers = null)
 {
     public long DurationMs => (long)(CompletedAt - StartedAt).TotalMilliseconds;
 

@@ -18,7 +18,8 @@ public sealed record HeartbeatState(
     ImmutableDictionary<string, Incident> Incidents,
     ImmutableDictionary<string, QueuedNotification> Outbox,
     IntegrityWatermarks Watermarks,
-    WriteBlockState WriteBlock) : IClawKeeperMessage
+    WriteBlockState WriteBlock,
+    ImmutableDictionary<string, Integrations.BreakerObservation>? Breakers = null) : IClawKeeperMessage
 {
     /// <summary>Heartbeat rows waiting for the database are kept, but not without bound.</summary>
     public const int MaxUnloggedRuns = 200;
@@ -28,6 +29,9 @@ public sealed record HeartbeatState(
 
     [JsonIgnore]
     public DateTimeOffset? LastCompletedAt => Latest?.CompletedAt;
+
+    [JsonIgnore]
+    public ImmutableDictionary<string, Integrations.BreakerObservation> OpenBreakers => Breakers ?? ImmutableDictionary<string, Integrations.BreakerObservation>.Empty;
 
     /// <summary>Dedup keys of the incidents still open (they are not raised again).</summary>
     [JsonIgnore]
@@ -46,6 +50,7 @@ public sealed record HeartbeatState(
         WriteBlockLifted lifted when WriteBlock.BlockId == lifted.BlockId || WriteBlock.BlockId is null => this with { WriteBlock = WriteBlockState.None },
         WriteBlockLifted => this,
         IncidentsUpdated updated => this with { Incidents = updated.Incidents },
+        BreakersObserved observed => this with { Breakers = observed.Breakers },
         NotificationsQueued queued => this with { Outbox = Outbox.SetItems(queued.Notifications.Where(n => !n.PendingChannels.IsEmpty).Select(n => KeyValuePair.Create(n.Notification.Id, n))) },
         NotificationDelivered delivered => Delivered(delivered),
         _ => throw new ArgumentOutOfRangeException(nameof(@event), @event.GetType().Name, "unknown heartbeat event"),

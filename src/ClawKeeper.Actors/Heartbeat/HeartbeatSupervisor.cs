@@ -26,7 +26,9 @@ public sealed record HeartbeatSupervisorOptions(
     IWriteBlockGuard? WriteBlocks = null,
     IntegrityCadence? Integrity = null,
     AlertDelivery? Alerts = null,
-    IAlertControlSource? AlertControls = null)
+    IAlertControlSource? AlertControls = null,
+    Integrations.ProviderCircuitBreakers? Breakers = null,
+    int EscalateOpenBreakerAfterAttempts = 3)
 {
     public const string NodePersistenceId = "clawkeeper-heartbeat";
     public const string CliPersistenceId = "clawkeeper-heartbeat-cli";
@@ -48,6 +50,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private const string DeadlineTimer = "round-deadline";
     private const string RunLogRetryTimer = "run-log-retry";
     private const string WriteBlockRetryTimer = "write-block-retry";
+    private const string ReprobeTimer = "breaker-reprobe";
     private static readonly TimeSpan RunLogRetryInterval = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan WriteBlockRetryInterval = TimeSpan.FromSeconds(15);
 
@@ -61,6 +64,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private IActorRef _checks = ActorRefs.Nobody;
     private IActorRef _alerts = ActorRefs.Nobody;
     private bool _runLogInFlight;
+    private Integrations.BreakerAssessment? _breakerAssessment;
 
     public HeartbeatSupervisor(HeartbeatSupervisorOptions options)
     {
@@ -73,6 +77,10 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         });
         Recover<IHeartbeatEvent>(e => _state = _state.Apply(e));
 
+        Command<ReprobeBreakers>(_ =>
+        {
+            if (_round is null && !_state.OpenBreakers.IsEmpty) StartRound();
+        });
         Command<HeartbeatTick>(_ =>
         {
             if (_round is not null)
@@ -204,6 +212,18 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         var groups = round.Close(_options.Heartbeat.GroupTimeout);
         var report = HeartbeatDecisions.Decide(_state, round.Id, round.StartedAt, Context.System.Scheduler.Now, groups,
             _options.Heartbeat.EscalateAfterFailures, round.DryRun);
+        if (_options.Breakers is not null)
+        {
+            var breakers = Integrations.BreakerDecisions.Assess(_state.OpenBreakers, _options.Breakers.Snapshot(), _state.OpenAlerts,
+                report.CompletedAt, _options.EscalateOpenBreakerAfterAttempts);
+            _breakerAssessment = breakers;
+            report = report with
+            {
+                Actions = report.Actions.Concat(breakers.Actions).ToList(),
+                Alerts = report.Alerts.Concat(breakers.Alerts).ToList(),
+                OpenBreakers = breakers.Observations.Keys.Order(StringComparer.Ordinal).ToList(),
+            };
+        }
         var failure = _options.IntegrityCadence.BlockWrites ? HeartbeatDecisions.IntegrityFailureOf(groups) : null;
 
         if (round.DryRun || _options.WriteBlocks is null)
@@ -301,6 +321,10 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             if (verified != _state.Watermarks) events.Add(new IntegrityVerified(verified));
         }
         if (!plan.Incidents.SequenceEqual(_state.Incidents)) events.Add(new IncidentsUpdated(plan.Incidents));
+        var breakerAssessment = _breakerAssessment;
+        _breakerAssessment = null;
+        if (breakerAssessment is not null && !breakerAssessment.Observations.SequenceEqual(_state.OpenBreakers))
+            events.Add(new BreakersObserved(breakerAssessment.Observations));
         var deliverable = plan.Notifications.Where(n => !n.PendingChannels.IsEmpty).ToList();
         if (plan.Notifications.Count > 0) events.Add(new NotificationsQueued(plan.Notifications));
 
@@ -316,6 +340,9 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             foreach (var queued in deliverable) _alerts.Tell(new DeliverNotification(queued));
             WriteUnloggedRuns();
             ScheduleWriteBlockRetry();
+            // An open breaker is re-checked once its reset timeout let the half-open trial through.
+            if (breakerAssessment?.ReprobeAfter is { } reprobe)
+                Timers.StartSingleTimer(ReprobeTimer, ReprobeBreakers.Instance, reprobe);
         });
     }
 

@@ -93,6 +93,8 @@ public static class HeartbeatComponents
             new PlatformWriteBlockGuard(platform),
             new IntegrityCadence(settings.DataIntegrity.FullVerificationEvery, settings.DataIntegrity.Timeout, settings.DataIntegrity.BlockWrites),
             settings.Alerts.Delivery(http),
-            new PlatformAlertControlSource(platform));
+            new PlatformAlertControlSource(platform),
+            breakers,
+            settings.IntegrationHealth.EscalateOpenBreakerAfterAttempts);
     }
 }

@@ -32,6 +32,7 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
         [typeof(IncidentsUpdated)] = "incidents-updated.v1",
         [typeof(NotificationsQueued)] = "notifications-queued.v1",
         [typeof(NotificationDelivered)] = "notification-delivered.v1",
+        [typeof(BreakersObserved)] = "breakers-observed.v1",
         [typeof(HeartbeatState)] = "heartbeat-state.v1",
         [typeof(RunHeartbeatNow)] = "run-heartbeat-now.v1",
         [typeof(HeartbeatCompleted)] = "heartbeat-completed.v1",

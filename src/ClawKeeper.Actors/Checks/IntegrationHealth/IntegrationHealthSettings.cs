@@ -37,7 +37,7 @@ public sealed record ProviderEndpoint(string Provider, Uri? BaseUrl, string? Hea
 /// <param name="MaxSyncAge">The latest sync of an active connection must be younger than this.</param>
 /// <param name="Providers">plaid, stripe, quickbooks, xero — in that order.</param>
 /// <param name="SampleSize">How many connections a detail lists before "and N more".</param>
-public sealed record IntegrationHealthSettings(TimeSpan Timeout, TimeSpan MaxSyncAge, IReadOnlyList<ProviderEndpoint> Providers, int SampleSize = 10)
+public sealed record IntegrationHealthSettings(TimeSpan Timeout, TimeSpan MaxSyncAge, IReadOnlyList<ProviderEndpoint> Providers, int SampleSize = 10, int EscalateOpenBreakerAfterAttempts = 3)
 {
     public const string DefaultPrefix = "clawkeeper.checks.integration-health";
     public const string DefaultIntegrationsPrefix = "clawkeeper.integrations";
@@ -84,6 +84,7 @@ public sealed record IntegrationHealthSettings(TimeSpan Timeout, TimeSpan MaxSyn
             Timeout: r.Duration($"{prefix}.timeout", d.Timeout, min: TimeSpan.FromMilliseconds(10), max: TimeSpan.FromMinutes(5)),
             MaxSyncAge: r.Duration($"{prefix}.max-sync-age", d.MaxSyncAge, min: TimeSpan.FromSeconds(1)),
             Providers: providers,
-            SampleSize: r.Int($"{prefix}.sample-size", d.SampleSize, 1, 100));
+            SampleSize: r.Int($"{prefix}.sample-size", d.SampleSize, 1, 100),
+            EscalateOpenBreakerAfterAttempts: r.Int($"{prefix}.escalate-open-breaker-after", d.EscalateOpenBreakerAfterAttempts, 1, 100));
     }
 }
