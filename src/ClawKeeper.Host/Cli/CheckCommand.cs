@@ -52,7 +52,11 @@ public static class CheckCommand
             var supervisor = await registry.GetAsync<HeartbeatSupervisorKey>(cancellationToken);
             var answer = await supervisor.Ask<HeartbeatCompleted>(new RunHeartbeatNow(fullVerification),
                 settings.Heartbeat.GroupTimeout + settings.DataIntegrity.Timeout + TimeSpan.FromSeconds(30), cancellationToken);
-            if (!dryRun) await WaitUntilLoggedAsync(supervisor, answer.Report.Id, cancellationToken);
+            if (!dryRun)
+            {
+                await WaitUntilLoggedAsync(supervisor, answer.Report.Id, cancellationToken);
+                await WaitForAlertHandOffAsync(supervisor, cancellationToken);
+            }
             return answer.Report;
         }
         finally
@@ -72,6 +76,25 @@ public static class CheckCommand
             await Task.Delay(100, cancellationToken);
         }
         Log.Warning("Heartbeat {HeartbeatId} could not be written to agent_runs yet; the next heartbeat will write it", heartbeatId);
+    }
+
+    /// <summary>
+    /// A one-shot process must not exit with alerts in its outbox: wait (bounded) for the hand-off.
+    /// Whatever is still pending stays journaled and goes out with the next check.
+    /// </summary>
+    private static async Task WaitForAlertHandOffAsync(IActorRef supervisor, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        HeartbeatState state;
+        do
+        {
+            state = await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5), cancellationToken);
+            if (state.Outbox.IsEmpty) return;
+            await Task.Delay(100, cancellationToken);
+        }
+        while (DateTime.UtcNow < deadline);
+        Log.Warning("{Pending} alert notification(s) not handed off yet ({Channels}); they stay queued and go out with the next check",
+            state.Outbox.Count, string.Join(", ", state.Outbox.Values.SelectMany(q => q.PendingChannels).Distinct()));
     }
 
     public static string Render(HeartbeatReport report)

@@ -32,7 +32,9 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
 
     protected override async Task<CheckOutcome> EvaluateAsync(NpgsqlConnection connection, CheckContext context, CancellationToken cancellationToken)
     {
-        var watermarks = context.EffectiveWatermarks.Audit;
+        var fingerprint = await PlatformFingerprint.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
+        var effective = context.EffectiveWatermarks.For(fingerprint);
+        var watermarks = effective.Audit;
         var tenants = watermarks.Keys.ToArray();
         var anomalies = new List<AuditAnomaly>();
 
@@ -148,6 +150,6 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
             return CheckOutcome.Warn($"0 entries in {examinedTenants} tenants", Threshold, "no audit entry exists yet: nothing to verify");
         return new CheckOutcome(CheckStatus.Pass,
             $"{scanned} entries verified ({mode}); {entries} in {positions.Count} chains",
-            Threshold, $"{examinedTenants} tenants examined", new AuditProgress(positions));
+            Threshold, $"{examinedTenants} tenants examined", new AuditProgress(positions, fingerprint));
     }
 }

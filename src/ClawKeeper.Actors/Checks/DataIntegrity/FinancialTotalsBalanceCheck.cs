@@ -45,8 +45,10 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
 
     protected override async Task<CheckOutcome> EvaluateAsync(NpgsqlConnection connection, CheckContext context, CancellationToken cancellationToken)
     {
-        var full = context.FullVerification || context.EffectiveWatermarks.LedgerLineId == 0;
-        var fromLineId = full ? 0 : context.EffectiveWatermarks.LedgerLineId;
+        var fingerprint = await PlatformFingerprint.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
+        var effective = context.EffectiveWatermarks.For(fingerprint);
+        var full = context.FullVerification || effective.LedgerLineId == 0;
+        var fromLineId = full ? 0 : effective.LedgerLineId;
         var problems = new List<string>();
 
         await using var snapshot = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
@@ -110,7 +112,7 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
         if (running.Count == 0 && lastLineId == 0)
             return CheckOutcome.Warn("0 journal lines", Threshold, "no journal line exists yet: nothing to verify");
         return new CheckOutcome(CheckStatus.Pass, $"{running.Count} tenants balanced ({mode})", Threshold,
-            $"journal lines up to id {lastLineId}", new LedgerProgress(lastLineId));
+            $"journal lines up to id {lastLineId}", new LedgerProgress(lastLineId, fingerprint));
     }
 
     private static async Task<Dictionary<string, TenantBooks>> ReadBooksAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)

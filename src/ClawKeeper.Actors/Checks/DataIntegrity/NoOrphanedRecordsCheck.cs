@@ -40,7 +40,9 @@ public sealed class NoOrphanedRecordsCheck(NpgsqlDataSource? platform, DataInteg
 
     protected override async Task<CheckOutcome> EvaluateAsync(NpgsqlConnection connection, CheckContext context, CancellationToken cancellationToken)
     {
-        var full = context.FullVerification || context.EffectiveWatermarks.IsEmpty;
+        var fingerprint = await PlatformFingerprint.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
+        var effective = context.EffectiveWatermarks.For(fingerprint);
+        var full = context.FullVerification || effective.IsEmpty;
         var problems = new List<string>();
 
         // Declared foreign keys and their state.
@@ -112,7 +114,7 @@ public sealed class NoOrphanedRecordsCheck(NpgsqlDataSource? platform, DataInteg
         }
 
         // Soft references of the audit trail, from the verified positions on (all in a full verification).
-        var watermarks = context.EffectiveWatermarks.Audit;
+        var watermarks = effective.Audit;
         var tenants = watermarks.Keys.ToArray();
         foreach (var (entityType, (table, column)) in AuditEntityTables)
         {

@@ -154,4 +154,28 @@ public class AuditLogContinuousCheckSpec
         Assert.Equal(CheckStatus.Fail, incremental.Status);
         Assert.Contains($"tenant {Tenant}: seq {last} rewritten after it was verified", incremental.Detail);
     }
+
+    [Fact]
+    public async Task Positions_verified_on_another_database_are_not_held_against_this_one()
+    {
+        var (_, platformA, _) = await SeededAsync();
+        await using var _a = platformA;
+        var watermarks = await Integrity.VerifiedWatermarksAsync(platformA);
+        Assert.NotNull(watermarks.PlatformFingerprint);
+
+        var databaseB = await TestDatabases.CreateMigratedAsync();
+        await Sql.ExecuteAsync(databaseB, """
+            insert into tenants (id, name, status) values ('t-harbor-dental', 'Harbor Dental', 'active');
+            begin; select set_config('app.tenant_id', 't-harbor-dental', true);
+            insert into audit_log (tenant_id, actor, action) values ('t-harbor-dental', 'erin', 'tenant.created');
+            commit;
+            """);
+        await using var platformB = NpgsqlDataSource.Create(databaseB);
+        var result = await Integrity.RunAsync(new AuditLogContinuousCheck(platformB, Integrity.Settings), Integrity.Incremental(watermarks));
+        Assert.True(result.Status == CheckStatus.Pass, result.Detail);
+        Assert.Contains("(full verification)", result.Observed);
+        var next = watermarks.Advance(new[] { result.Progress! }, false, DateTimeOffset.UtcNow);
+        Assert.NotEqual(watermarks.PlatformFingerprint, next.PlatformFingerprint);
+        Assert.Equal(new[] { "t-harbor-dental" }, next.Audit.Keys); // A's positions were dropped, not merged
+    }
 }
