@@ -20,12 +20,15 @@ public class AlertDeliverySpec : Akka.TestKit.Xunit2.TestKit
 
     private static readonly HeartbeatSettings Heartbeat = new(TimeSpan.FromHours(4), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(10), 3, 100);
 
+    private readonly ITestOutputHelper _output;
+
     public AlertDeliverySpec(ITestOutputHelper output) : base("""
         akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
         akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
         akka.logger-formatter = "Akka.Logger.Serilog.SerilogLogMessageFormatter, Akka.Logger.Serilog"
         """, output)
     {
+        _output = output;
     }
 
     private static AlertDelivery Delivery(int smtpPort, Uri webhook) => new(
@@ -142,5 +145,42 @@ public class AlertDeliverySpec : Akka.TestKit.Xunit2.TestKit
         await Task.Delay(500);
         Assert.Single(smtp.Received);
         Assert.Single(discord.Requests);
+    }
+
+    /// <summary>Prints the time from the failing heartbeat's completion to the hand-off of both messages (a measurement, not a timed assertion).</summary>
+    [Fact]
+    public async Task Measures_the_time_from_the_failing_heartbeat_to_the_hand_off_of_both_messages()
+    {
+        await using var smtp = await LoopbackSmtpServer.StartAsync();
+        await using var discord = await DiscordStandIn.StartAsync();
+        var samples = new List<(double Email, double Discord)>();
+        for (var run = 0; run < 5; run++)
+        {
+            var supervisor = Start($"latency-{run}", () => CheckStatus.Fail, Delivery(smtp.Port, discord.Webhook));
+            HeartbeatReport third = null!;
+            for (var i = 0; i < 3; i++) third = await BeatAsync(supervisor);
+            double? email = null, post = null;
+            while (email is null || post is null)
+            {
+                var elapsed = (DateTimeOffset.UtcNow - third.CompletedAt).TotalMilliseconds;
+                if (email is null && smtp.Received.Count >= run + 1) email = elapsed;
+                if (post is null && discord.Requests.Count >= run + 1) post = elapsed;
+                Assert.True(elapsed < 10_000, "both messages were handed off within 10 s");
+                await Task.Delay(2);
+            }
+            samples.Add((email!.Value, post!.Value));
+            Sys.Stop(supervisor);
+        }
+        foreach (var (email, post) in samples)
+            _output.WriteLine($"heartbeat completed -> e-mail accepted by SMTP: {email:0} ms, Discord post received: {post:0} ms");
+        _output.WriteLine($"median: e-mail {Median(samples.Select(s => s.Email))} ms, Discord {Median(samples.Select(s => s.Discord))} ms (first run includes JIT and connection set-up)");
+        Assert.Equal(5, smtp.Received.Count);
+        Assert.Equal(5, discord.Requests.Count);
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return Math.Round(sorted[sorted.Count / 2]);
     }
 }
