@@ -101,6 +101,26 @@ public class AlertDeliverySpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Smtp_down_for_a_while_then_up_delivers_the_email_once()
+    {
+        var port = LoopbackHttpServer.RefusingAddress().Port; // nothing listens there yet
+        await using var discord = await DiscordStandIn.StartAsync();
+        var supervisor = Start("smtp-down", () => CheckStatus.Fail, Delivery(port, discord.Webhook));
+        for (var i = 0; i < 3; i++) await BeatAsync(supervisor);
+        await AwaitConditionAsync(() => Task.FromResult(discord.Requests.Count == 1)); // Discord is not held back
+        await Task.Delay(1500); // a few failed SMTP attempts (backoff 200 ms .. 1 s)
+        var pending = await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5));
+        Assert.Equal(new[] { "email" }, Assert.Single(pending.Outbox.Values).PendingChannels);
+
+        await using var smtp = await LoopbackSmtpServer.StartAsync(port: port); // the server comes up
+        Assert.Single(await smtp.WaitForAsync(1, TimeSpan.FromSeconds(10)));
+        await AwaitConditionAsync(async () => (await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5))).Outbox.IsEmpty);
+        await Task.Delay(1500);
+        Assert.Single(smtp.Received);
+        Assert.Single(discord.Requests);
+    }
+
+    [Fact]
     public async Task Discord_429_is_retried_after_the_delay_it_asks_for()
     {
         await using var smtp = await LoopbackSmtpServer.StartAsync();

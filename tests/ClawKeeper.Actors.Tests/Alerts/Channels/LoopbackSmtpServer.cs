@@ -34,13 +34,13 @@ public sealed class LoopbackSmtpServer : IAsyncDisposable
 
     public int AuthenticationAttempts => Volatile.Read(ref _authAttempts);
 
-    public static async Task<LoopbackSmtpServer> StartAsync(string? username = null, string? password = null)
+    public static async Task<LoopbackSmtpServer> StartAsync(string? username = null, string? password = null, int port = 0)
     {
         var requireAuth = username is not null;
         var options = new SmtpServerOptionsBuilder()
             .ServerName("localhost")
             .Endpoint(e => e
-                .Endpoint(new IPEndPoint(IPAddress.Loopback, 0))
+                .Endpoint(new IPEndPoint(IPAddress.Loopback, port))
                 .AllowUnsecureAuthentication(requireAuth)
                 .AuthenticationRequired(requireAuth))
             .Build();
