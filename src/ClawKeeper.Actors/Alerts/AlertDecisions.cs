@@ -148,9 +148,10 @@ public static class AlertDecisions
         var count = incidents.Count;
         var title = kind switch
         {
-            NotificationKind.Firing => $"{severity.ToUpperInvariant()}: {count} alert{(count == 1 ? "" : "s")} for {audience}",
-            NotificationKind.Reminder => $"REMINDER: {count} alert{(count == 1 ? "" : "s")} still open for {audience}",
-            _ => $"RESOLVED: {count} alert{(count == 1 ? "" : "s")} cleared for {audience}",
+            // The channels prefix the kind and severity (CRITICAL:, REMINDER:, RESOLVED:).
+            NotificationKind.Firing => count == 1 ? incidents[0].Summary.Split(';', '.')[0] : $"{count} alerts for {audience}",
+            NotificationKind.Reminder => $"{count} alert{(count == 1 ? "" : "s")} still open for {audience}",
+            _ => $"{count} alert{(count == 1 ? "" : "s")} cleared for {audience}",
         };
         var summary = string.Join("\n", incidents.Select(i => kind == NotificationKind.Resolved
             ? $"{AlertDecisions.Subject(i.DedupKey)}: resolved (open since {i.OpenedAt:u})"

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Akka.Actor;
 using ClawKeeper.Host.Configuration;
 using ClawKeeper.Host.Demo;
+using ClawKeeper.Host.Ops;
 using ClawKeeper.Host.Node;
 using ClawKeeper.Platform;
 using ClawKeeper.Platform.LocalServer;
@@ -73,6 +74,7 @@ public static class DemoCommand
                       Platform database : postgresql://{ConnectionStrings.Describe(platform)} ({migrated.Applied.Count} migrations, {seeded.Tenants} tenants, {seeded.Tasks} tasks, {seeded.AuditEntries} audit entries)
                       Connection string : in {envFile} (not printed: it holds the password)
                       Cluster node      : {address}
+                      Status page       : {system.OpsBaseUri()?.ToString() ?? "(ops surface not started)"}  (also /health/ready, /heartbeat/latest, /metrics)
                       Provider sandbox  : {sandbox.BaseAddress} (plaid, stripe, quickbooks, xero; curl -X POST {sandbox.BaseAddress}stripe/fail to trip a breaker, .../recover to heal it)
                       Alerts            : {(settings.Alerts.Policy.ChannelsByAudience.Values.Any(c => c.Count > 0) ? "delivered by " + string.Join(", ", settings.Alerts.Policy.ChannelsByAudience.Where(a => a.Value.Count > 0).Select(a => $"{a.Key}: {string.Join("+", a.Value)}")) : "recorded only (set CLAWKEEPER_SMTP_HOST/CLAWKEEPER_ALERT_EMAIL_SUPER_ADMIN or CLAWKEEPER_DISCORD_WEBHOOK_SUPER_ADMIN to deliver)")}
                       Heartbeat         : every {settings.Heartbeat.Interval.TotalSeconds:0} s, first in {settings.Heartbeat.InitialDelay.TotalSeconds:0} s

@@ -24,6 +24,8 @@ public static class ConfigurationLoader
         ("CLAWKEEPER_NODE_HOSTNAME", "clawkeeper.node.hostname"),
         ("CLAWKEEPER_NODE_PORT", "clawkeeper.node.port"),
         ("CLAWKEEPER_SUPER_ADMIN_TOKEN_SHA256", "clawkeeper.security.super-admin-token-sha256"),
+        ("CLAWKEEPER_OPS_PORT", "clawkeeper.ops.port"),
+        ("CLAWKEEPER_OPS_TOKEN_SHA256", "clawkeeper.ops.token-sha256"),
         ("CLAWKEEPER_SMTP_HOST", "clawkeeper.alerts.smtp.host"),
         ("CLAWKEEPER_SMTP_PORT", "clawkeeper.alerts.smtp.port"),
         ("CLAWKEEPER_SMTP_TLS", "clawkeeper.alerts.smtp.tls"),

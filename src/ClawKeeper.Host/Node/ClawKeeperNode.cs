@@ -3,6 +3,7 @@ using Akka.Logger.Serilog;
 using ClawKeeper.Actors.Heartbeat;
 using ClawKeeper.Actors.Hosting;
 using ClawKeeper.Actors.Settings;
+using ClawKeeper.Host.Ops;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
@@ -26,6 +27,8 @@ public static class ClawKeeperNode
 {
     public static IHost Build(AkkaConfig config, ClawKeeperSettings settings, NodeMode mode, bool dryRun = false)
     {
+        // Read before anything starts, so a bad ops key stops start-up with exit 2 like every other setting.
+        var ops = mode == NodeMode.ClusterNode ? OpsSettings.FromConfig(config, settings) : null;
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSerilog(dispose: false);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(settings.PlatformConnectionString));
@@ -48,7 +51,8 @@ public static class ClawKeeperNode
             {
                 akka.WithClawKeeperCluster(settings.Node)
                     .WithHeartbeatSingleton(system => HeartbeatComponents.SupervisorOptions(
-                        system, settings, platform, http, HeartbeatSupervisorOptions.NodePersistenceId, scheduled: true, dryRun: false));
+                        system, settings, platform, http, HeartbeatSupervisorOptions.NodePersistenceId, scheduled: true, dryRun: false))
+                    .WithClawKeeperOps(ops!, platform);
             }
             else
             {

@@ -1,0 +1,96 @@
+using System.Net;
+using ClawKeeper.Actors.Heartbeat;
+using ClawKeeper.Host.Ops;
+using Xunit;
+
+namespace ClawKeeper.Host.Tests.Ops;
+
+/// <summary>What the ops surface says when its sources fail, and the exposition format's corner cases.</summary>
+public class OpsDegradedSpec
+{
+    // Nothing listens on port 1: every query fails fast with "connection refused".
+    private const string UnreachableDatabase = "Host=127.0.0.1;Port=1;Database=clawkeeper;Username=ops;Password=secret-password;Timeout=2;Pooling=false";
+
+    [Fact]
+    public async Task With_the_platform_database_down_the_page_and_metrics_still_answer_and_say_what_is_missing()
+    {
+        var report = OpsSamples.Report(DateTimeOffset.UtcNow, failing: true);
+        await using var host = await OpsTestHost.StartAsync(UnreachableDatabase, OpsSamples.StateWith(report));
+
+        var metrics = PrometheusSamples.Parse(await host.Http.GetStringAsync("/metrics"));
+        Assert.Equal(0, metrics[@"clawkeeper_ops_source_up{source=""platform_db""}"]);
+        Assert.Equal(1, metrics[@"clawkeeper_ops_source_up{source=""supervisor""}"]);
+        Assert.Equal(1, metrics[@"clawkeeper_heartbeat_check_status{group=""task_queue"",check=""error_rate"",status=""fail""}"]);
+        Assert.DoesNotContain(metrics.Keys, k => k.StartsWith("clawkeeper_uptime_ratio", StringComparison.Ordinal));
+
+        using var page = await host.Http.GetAsync("/");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        var html = await page.Content.ReadAsStringAsync();
+        Assert.Contains("reading the platform database failed", html);
+        Assert.Contains("<tr data-check=\"error_rate\" data-status=\"fail\">", html);
+        Assert.DoesNotContain("secret-password", html);
+
+        using var history = await host.Http.GetAsync("/heartbeat/history");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, history.StatusCode);
+        var body = await history.Content.ReadAsStringAsync();
+        Assert.Contains("reading agent_runs failed", body);
+        Assert.DoesNotContain("secret-password", body);
+
+        // The supervisor still has the latest report.
+        using var latest = await host.Http.GetAsync("/heartbeat/latest");
+        Assert.Equal(report.ToJson(), await latest.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task With_neither_source_latest_is_503_and_the_page_says_so()
+    {
+        await using var host = await OpsTestHost.StartAsync(UnreachableDatabase, answers: false, askTimeout: TimeSpan.FromMilliseconds(200));
+        using var latest = await host.Http.GetAsync("/heartbeat/latest");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, latest.StatusCode);
+        var text = await latest.Content.ReadAsStringAsync();
+        Assert.Contains("did not answer", text);
+        Assert.Contains("reading agent_runs failed", text);
+
+        var html = await host.Http.GetStringAsync("/");
+        Assert.Contains("no heartbeat yet", html);
+        Assert.Contains("node not ready", html);
+        var metrics = PrometheusSamples.Parse(await host.Http.GetStringAsync("/metrics"));
+        Assert.Equal(0, metrics[@"clawkeeper_ops_source_up{source=""supervisor""}"]);
+        Assert.DoesNotContain(metrics.Keys, k => k.StartsWith("clawkeeper_heartbeat_", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Label_values_are_escaped_and_special_values_written_as_prometheus_reads_them()
+    {
+        var text = new PrometheusText()
+            .Gauge("x_ratio", "a help text with a back\\slash\nand a newline", [(new[] { ("tenant_id", "a\"b\\c\nd") }, double.NaN)])
+            .Gauge("y_total", "plain", 0.1 + 0.2)
+            .ToString();
+        Assert.Equal(
+            "# HELP x_ratio a help text with a back\\\\slash\\nand a newline\n# TYPE x_ratio gauge\nx_ratio{tenant_id=\"a\\\"b\\\\c\\nd\"} NaN\n" +
+            "# HELP y_total plain\n# TYPE y_total gauge\ny_total 0.30000000000000004\n",
+            text);
+        var parsed = PrometheusSamples.Parse(text);
+        Assert.True(double.IsNaN(parsed["x_ratio{tenant_id=\"a\\\"b\\\\c\\nd\"}"]));
+        Assert.Throws<InvalidOperationException>(() => new PrometheusText().Gauge("z", "h", 1).Gauge("z", "h", 2));
+    }
+
+    [Fact]
+    public void Readiness_before_any_heartbeat_and_with_a_stale_one_names_the_failing_condition()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var fresh = TimeSpan.FromMinutes(10);
+        var none = Readiness.Evaluate(ClusterView.NotClustered, new SupervisorAnswer(HeartbeatState.Empty, null), now, fresh);
+        Assert.False(none.Ready);
+        Assert.Equal(new[] { "heartbeat_recent" }, none.Failing);
+
+        var state = OpsSamples.StateWith(OpsSamples.Report(now - TimeSpan.FromMinutes(9), failing: false));
+        Assert.True(Readiness.Evaluate(ClusterView.NotClustered, new SupervisorAnswer(state, null), now, fresh).Ready);
+        Assert.Equal(new[] { "heartbeat_recent" }, Readiness.Evaluate(ClusterView.NotClustered, new SupervisorAnswer(state, null), now + TimeSpan.FromMinutes(2), fresh).Failing);
+
+        var joining = new ClusterView(true, "akka.tcp://clawkeeper@10.0.0.5:4053", "joining", Array.Empty<MemberView>());
+        var silent = Readiness.Evaluate(joining, new SupervisorAnswer(null, "did not answer"), now, fresh);
+        Assert.Equal(new[] { "cluster_member_up", "heartbeat_supervisor_recovered", "heartbeat_recent" }, silent.Failing);
+        Assert.Contains("is joining, not up", silent.Conditions[0].Detail);
+    }
+}
