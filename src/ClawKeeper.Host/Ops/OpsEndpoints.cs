@@ -41,10 +41,12 @@ public sealed class OpsEndpoints
     private readonly HeartbeatAccess _heartbeat;
     private readonly OpsAuthorization _authorization;
     private readonly ILoggingAdapter _log;
+    private readonly ClawKeeper.Platform.Alerts.AlertControlStore _alertControls;
 
     public OpsEndpoints(ActorSystem system, OpsSettings settings, Npgsql.NpgsqlDataSource platform)
     {
         _system = system;
+        _alertControls = new ClawKeeper.Platform.Alerts.AlertControlStore(platform);
         _settings = settings;
         _queries = new OpsQueries(platform);
         _heartbeat = new HeartbeatAccess(system, settings.AskTimeout);
@@ -66,7 +68,44 @@ public sealed class OpsEndpoints
         new("GET", "/metrics", MetricsAsync),
         new("POST", "/heartbeat/run", Mutating(readOnly, RunHeartbeatAsync)),
         new("POST", "/cluster/leave", Mutating(readOnly, LeaveAsync)),
+        new("POST", "/alerts/ack", Mutating(readOnly, AcknowledgeAsync)),
+        new("POST", "/alerts/silence", Mutating(readOnly, SilenceAsync)),
     ];
+
+    /// <summary><c>POST /alerts/ack?incident=KEY&amp;reason=TEXT[&amp;by=NAME]</c>: no more reminders for that incident until it resolves.</summary>
+    public async Task<OpsResponse> AcknowledgeAsync(OpsRequest request, CancellationToken cancellationToken)
+    {
+        var incident = Parameter(request, "incident");
+        var reason = Parameter(request, "reason");
+        if (incident is null || reason is null)
+            return OpsResponse.Error(400, "give ?incident=<dedup key or group/check> and &reason=<why>");
+        var by = "ops:" + (Parameter(request, "by") ?? request.Remote);
+        var id = await _alertControls.AddAsync("ack", incident, null, by, reason, cancellationToken).ConfigureAwait(false);
+        _log.Info("ops: acknowledgement #{0} of {1} by {2}", id, incident, by);
+        return OpsResponse.Json(201, new { control = id, kind = "ack", target = incident, by, detail = "applied by the next heartbeat" });
+    }
+
+    /// <summary><c>POST /alerts/silence?target=GROUP[/CHECK]&amp;until=ISO|for=SECONDS&amp;reason=TEXT</c>: alerts kept, not sent, until the end.</summary>
+    public async Task<OpsResponse> SilenceAsync(OpsRequest request, CancellationToken cancellationToken)
+    {
+        var target = Parameter(request, "target");
+        var reason = Parameter(request, "reason");
+        DateTimeOffset? until = null;
+        if (Parameter(request, "until") is { } text)
+            until = DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed) ? parsed : null;
+        else if (Parameter(request, "for") is { } seconds && double.TryParse(seconds, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0)
+            until = DateTimeOffset.UtcNow.AddSeconds(s);
+        var groups = new[] { "system_health", "task_queue", "data_integrity", "security_posture", "integration_health" };
+        if (target is null || reason is null || until is null || until <= DateTimeOffset.UtcNow || !groups.Contains(target.Split('/')[0]))
+            return OpsResponse.Error(400, $"give ?target=<group or group/check; groups: {string.Join(", ", groups)}>, &until=<ISO time in the future> or &for=<seconds>, and &reason=<why>");
+        var by = "ops:" + (Parameter(request, "by") ?? request.Remote);
+        var id = await _alertControls.AddAsync("silence", target, until, by, reason, cancellationToken).ConfigureAwait(false);
+        _log.Info("ops: silence #{0} of {1} until {2} by {3}", id, target, until, by);
+        return OpsResponse.Json(201, new { control = id, kind = "silence", target, until, by, detail = "applied by the next heartbeat" });
+    }
+
+    private static string? Parameter(OpsRequest request, string name) =>
+        request.Query.TryGetValue(name, out var value) && !string.IsNullOrWhiteSpace(value) ? value.Trim() : null;
 
     public Task<OpsResponse> LiveAsync(OpsRequest request, CancellationToken cancellationToken) =>
         Task.FromResult(_system.WhenTerminated.IsCompleted
