@@ -28,7 +28,8 @@ public sealed record HeartbeatSupervisorOptions(
     AlertDelivery? Alerts = null,
     IAlertControlSource? AlertControls = null,
     Integrations.ProviderCircuitBreakers? Breakers = null,
-    int EscalateOpenBreakerAfterAttempts = 3)
+    int EscalateOpenBreakerAfterAttempts = 3,
+    OrchestratorFleetOptions? Fleet = null)
 {
     public const string NodePersistenceId = "clawkeeper-heartbeat";
     public const string CliPersistenceId = "clawkeeper-heartbeat-cli";
@@ -65,6 +66,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private IActorRef _alerts = ActorRefs.Nobody;
     private bool _runLogInFlight;
     private Integrations.BreakerAssessment? _breakerAssessment;
+    private readonly List<OrchestratorEscalation> _escalations = new();
 
     public HeartbeatSupervisor(HeartbeatSupervisorOptions options)
     {
@@ -110,6 +112,14 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             CloseRound();
         });
         Command<RoundClosed>(CompleteRound);
+        Command<OrchestratorEscalation>(escalation =>
+        {
+            // Repeated crashes: alert now (a round starts at once and carries it), not at the next interval.
+            _log.Error("Orchestrator {Orchestrator} crashed {Crashes} times within {Window}; next restart in {NextRestartIn}: {LastError}",
+                escalation.Orchestrator, escalation.Crashes, escalation.Window, escalation.NextRestartIn, escalation.LastError);
+            _escalations.Add(escalation);
+            if (_round is null) StartRound();
+        });
         Command<NotificationDelivered>(delivered => Persist(delivered, e => _state = _state.Apply(e)));
         Command<RunLogsWritten>(OnRunLogsWritten);
         Command<RetryWriteBlock>(_ => RetryHeldWriteBlock());
@@ -136,7 +146,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
 
     protected override void PreStart()
     {
-        var orchestrators = Context.ActorOf(OrchestratorFleetActor.Props(_options.Orchestrators), "orchestrators");
+        var orchestrators = Context.ActorOf(OrchestratorFleetActor.Props(_options.Orchestrators, _options.Fleet), "orchestrators");
         _checks = Context.ActorOf(CheckGroupsActor.Props(_options.Groups, new CheckGroupEnvironment(orchestrators)), "checks");
         _alerts = Context.ActorOf(AlertDeliveryActor.Props(_options.AlertDelivery), "alerts");
         base.PreStart();
@@ -212,6 +222,24 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         var groups = round.Close(_options.Heartbeat.GroupTimeout);
         var report = HeartbeatDecisions.Decide(_state, round.Id, round.StartedAt, Context.System.Scheduler.Now, groups,
             _options.Heartbeat.EscalateAfterFailures, round.DryRun);
+        if (_escalations.Count > 0)
+        {
+            var key = HeartbeatDecisions.CheckDedupKey(CheckGroups.SystemHealth, "orchestrators_reachable");
+            if (!_state.OpenAlerts.Contains(key))
+                report = report with
+                {
+                    Alerts = report.Alerts.Append(new AlertReport("super_admin", new[] { "email", "discord" }, key, "critical",
+                        "repeated orchestrator crashes: " + string.Join("; ", _escalations.Select(e =>
+                            $"{e.Orchestrator} crashed {e.Crashes} times within {e.Window.TotalSeconds:0} s (last: {e.LastError}); restarting after {e.NextRestartIn.TotalSeconds:0} s backoff")),
+                        "recorded")).ToList(),
+                };
+            report = report with
+            {
+                Actions = report.Actions.Concat(_escalations.Select(e => new ActionReport("restart_orchestrator",
+                    $"{e.Orchestrator}: {e.Crashes} crashes within {e.Window.TotalSeconds:0} s; its tasks went back to the queue", $"restart backed off {e.NextRestartIn.TotalSeconds:0} s"))).ToList(),
+            };
+            _escalations.Clear();
+        }
         if (_options.Breakers is not null)
         {
             var breakers = Integrations.BreakerDecisions.Assess(_state.OpenBreakers, _options.Breakers.Snapshot(), _state.OpenAlerts,

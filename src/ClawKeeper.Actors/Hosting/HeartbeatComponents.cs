@@ -8,6 +8,7 @@ using ClawKeeper.Actors.Checks.SystemHealth;
 using ClawKeeper.Actors.Checks.TaskQueue;
 using ClawKeeper.Actors.Heartbeat;
 using ClawKeeper.Actors.Integrations;
+using ClawKeeper.Actors.Orchestrators;
 using ClawKeeper.Actors.Settings;
 using Npgsql;
 
@@ -77,9 +78,17 @@ public static class HeartbeatComponents
                 CheckGroupActor.Props(Checks.CheckGroups.IntegrationHealth, IntegrationHealthChecks.All(platform, http, breakers, settings.IntegrationHealth))),
         };
 
+    /// <summary>This node's id in <c>tasks.claimed_by</c>: its cluster address (stable across restarts), else a process id.</summary>
+    private static string NodeId(ActorSystem system)
+    {
+        var address = system is ExtendedActorSystem extended ? extended.Provider.DefaultAddress : null;
+        return address is { Host: { } host, Port: { } port } ? $"{host}:{port}" : OrchestratorFleetOptions.NewNodeId();
+    }
+
     /// <summary>Everything the supervisor needs on this node, created against the node's ActorSystem.</summary>
     public static HeartbeatSupervisorOptions SupervisorOptions(
-        ActorSystem system, ClawKeeperSettings settings, NpgsqlDataSource platform, HttpClient http, string persistenceId, bool scheduled, bool dryRun)
+        ActorSystem system, ClawKeeperSettings settings, NpgsqlDataSource platform, HttpClient http, string persistenceId, bool scheduled, bool dryRun,
+        bool claimTasks = false)
     {
         var breakers = new ProviderCircuitBreakers(system.Scheduler, settings.Integrations);
         return new HeartbeatSupervisorOptions(
@@ -95,6 +104,7 @@ public static class HeartbeatComponents
             settings.Alerts.Delivery(http),
             new PlatformAlertControlSource(platform),
             breakers,
-            settings.IntegrationHealth.EscalateOpenBreakerAfterAttempts);
+            settings.IntegrationHealth.EscalateOpenBreakerAfterAttempts,
+            claimTasks ? OrchestratorFleetOptions.Create(platform, settings.Fleet, NodeId(system)) : null);
     }
 }

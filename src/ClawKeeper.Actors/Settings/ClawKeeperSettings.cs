@@ -19,6 +19,7 @@ public sealed record ClawKeeperSettings(
     SecuritySettings Security,
     Alerts.AlertSettings Alerts,
     IReadOnlyList<OrchestratorDefinition> Orchestrators,
+    FleetSettings Fleet,
     IReadOnlyList<ProviderSettings> Integrations)
 {
     public const string Root = "clawkeeper";
@@ -98,6 +99,7 @@ public sealed record ClawKeeperSettings(
             r.AddError($"{k}.security.super-admin-token-sha256", "must be the lower-hex SHA-256 of the token (64 hex digits), e.g. from `printf %s \"$TOKEN\" | sha256sum`");
         var security = new SecuritySettings(tokenHash);
         var alerts = ClawKeeper.Actors.Alerts.AlertSettings.Read(r, $"{k}.alerts");
+        var fleet = FleetSettings.Read(r, $"{k}.fleet");
         var securityPosture = Checks.SecurityPosture.SecurityPostureSettings.Read(r, $"{k}.checks.security-posture");
         var integrationHealth = Checks.IntegrationHealth.IntegrationHealthSettings.Read(r, $"{k}.checks.integration-health", $"{k}.integrations");
 
@@ -125,7 +127,7 @@ public sealed record ClawKeeperSettings(
         }
 
         if (r.Errors.Count > 0) throw new InvalidSettingsException(r.Errors);
-        return new ClawKeeperSettings(node, logging, platform, journal, heartbeat, systemHealth, taskQueue, dataIntegrity, securityPosture, integrationHealth, security, alerts, orchestrators, providers);
+        return new ClawKeeperSettings(node, logging, platform, journal, heartbeat, systemHealth, taskQueue, dataIntegrity, securityPosture, integrationHealth, security, alerts, orchestrators, fleet, providers);
     }
 
     private static void ValidateConnectionString(SettingsReader r, string key, string value)

@@ -51,7 +51,8 @@ public static class ClawKeeperNode
             {
                 akka.WithClawKeeperCluster(settings.Node)
                     .WithHeartbeatSingleton(system => HeartbeatComponents.SupervisorOptions(
-                        system, settings, platform, http, HeartbeatSupervisorOptions.NodePersistenceId, scheduled: true, dryRun: false))
+                        system, settings, platform, http, HeartbeatSupervisorOptions.NodePersistenceId, scheduled: true, dryRun: false,
+                        claimTasks: settings.Fleet.ClaimTasks))
                     .WithClawKeeperOps(ops!, platform);
             }
             else
