@@ -29,6 +29,7 @@ public sealed class BenchServer : IAsyncDisposable
     private readonly string? _externalAdmin;
     private readonly string _database;
     private bool _restarted;
+    private bool _keepDatabase;
     private int _disposed;
 
     private BenchServer(LocalPostgresServer? local, string? workDirectory, string? ownSocketDirectory, string? externalAdmin, string database)
@@ -69,6 +70,7 @@ public sealed class BenchServer : IAsyncDisposable
             var database = DatabaseName + "_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
             var server = new BenchServer(null, null, null, admin.ConnectionString, database)
             {
+                _keepDatabase = options.KeepDatabase,
                 Description = $"external server from {TestPostgres.ServerVariable} ({admin.Host}:{admin.Port}), database {database}",
             };
             await server.CreateDatabaseAsync(options, ct);
@@ -165,6 +167,13 @@ public sealed class BenchServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        if (_externalAdmin is not null && _keepDatabase)
+        {
+            NpgsqlConnection.ClearAllPools();
+            Console.Error.WriteLine($"--keep-database: the benchmark database {_database} is left on the server");
+            return;
+        }
+
         if (_externalAdmin is not null)
         {
             try

@@ -101,14 +101,7 @@ public sealed class NoOrphanedRecordsCheck(NpgsqlDataSource? platform, DataInteg
                 where {notNull} and not exists (select 1 from {fk.Parent} p where {join})
                 limit @samples
                 """, ("samples", settings.SampleSize));
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            long count = 0;
-            var samples = new List<string>();
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                count = reader.GetInt64(0);
-                samples.Add(reader.GetString(1));
-            }
+            var (count, samples) = await CountWithSamplesAsync(command, cancellationToken).ConfigureAwait(false);
             if (count > 0)
                 problems.Add($"{fk.Child}({fk.ChildColumns}) → {fk.Parent}: {count} orphaned row(s), e.g. {string.Join(", ", samples)}");
         }
@@ -126,14 +119,7 @@ public sealed class NoOrphanedRecordsCheck(NpgsqlDataSource? platform, DataInteg
                   and not exists (select 1 from {table} p where p.{column} = a.entity_id)
                 limit @samples
                 """, ("tenants", tenants), ("seqs", tenants.Select(t => watermarks[t].Seq).ToArray()), ("entity_type", entityType), ("samples", settings.SampleSize));
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            long count = 0;
-            var samples = new List<string>();
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                count = reader.GetInt64(0);
-                samples.Add(reader.GetString(1));
-            }
+            var (count, samples) = await CountWithSamplesAsync(command, cancellationToken).ConfigureAwait(false);
             if (count > 0)
                 problems.Add($"audit_log({entityType}) → {table}: {count} entr{(count == 1 ? "y" : "ies")} about a missing {entityType}, e.g. {string.Join(", ", samples)}");
         }
@@ -148,15 +134,8 @@ public sealed class NoOrphanedRecordsCheck(NpgsqlDataSource? platform, DataInteg
               and not exists (select 1 from tasks t where t.id = r.task_id)
             limit @samples
             """, ("since", since == DateTimeOffset.MinValue ? DateTime.MinValue : since.UtcDateTime), ("samples", settings.SampleSize)))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
-            long count = 0;
-            var samples = new List<string>();
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                count = reader.GetInt64(0);
-                samples.Add(reader.GetString(1));
-            }
+            var (count, samples) = await CountWithSamplesAsync(command, cancellationToken).ConfigureAwait(false);
             if (count > 0)
                 problems.Add($"agent_runs.task_id → tasks: {count} run(s) of a missing task, e.g. {string.Join(", ", samples)}");
         }
@@ -166,5 +145,19 @@ public sealed class NoOrphanedRecordsCheck(NpgsqlDataSource? platform, DataInteg
         return problems.Count == 0
             ? CheckOutcome.Pass(observed, Threshold, $"{ExpectedForeignKeys.Count} expected keys present and enforced; soft references of audit_log and agent_runs resolved")
             : CheckOutcome.Fail(observed, Threshold, string.Join("; ", problems.Take(settings.SampleSize * 2)) + (problems.Count > settings.SampleSize * 2 ? $"; and {problems.Count - settings.SampleSize * 2} more" : ""));
+    }
+
+    /// <summary>Reads <c>(count(*) over (), sample)</c> rows: the total and a few samples.</summary>
+    private static async Task<(long Count, IReadOnlyList<string> Samples)> CountWithSamplesAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        long count = 0;
+        var samples = new List<string>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            count = reader.GetInt64(0);
+            samples.Add(reader.GetString(1));
+        }
+        return (count, samples);
     }
 }
