@@ -83,8 +83,12 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
         var unbalanced = new List<string>();
         await using (var command = Command(connection, full
             ? """
-              select tenant_id, entry_id, sum(debit_cents)::bigint - sum(credit_cents)::bigint as diff
-              from journal_lines group by tenant_id, entry_id having sum(debit_cents) <> sum(credit_cents)
+              -- Aggregate first, order the few unbalanced entries after: with the LIMIT inside, the planner
+              -- walks an index in entry order over every line (4 s at 2M lines, see the benchmark).
+              with per_entry as materialized (
+                  select tenant_id, entry_id, sum(debit_cents)::bigint - sum(credit_cents)::bigint as diff
+                  from journal_lines group by tenant_id, entry_id)
+              select tenant_id, entry_id, diff from per_entry where diff <> 0
               order by tenant_id, entry_id limit @limit
               """
             : """
