@@ -371,6 +371,8 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             // An open breaker is re-checked once its reset timeout let the half-open trial through.
             if (breakerAssessment?.ReprobeAfter is { } reprobe)
                 Timers.StartSingleTimer(ReprobeTimer, ReprobeBreakers.Instance, reprobe);
+            // An orchestrator escalation that arrived while this round was closing gets its own round now.
+            if (_escalations.Count > 0) StartRound();
         });
     }
 

@@ -218,4 +218,18 @@ public class HeartbeatSupervisorSpec : Akka.TestKit.Xunit2.TestKit
         });
         _completed.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // no heartbeat was needed for it
     }
+
+    [Fact]
+    public void Repeated_orchestrator_crashes_alert_super_admin_at_once_without_waiting_for_the_interval()
+    {
+        var supervisor = StartSupervisor("escalation", scheduled: true, TestGroups.Scripted("system_health", () => CheckStatus.Pass));
+        supervisor.Tell(new OrchestratorEscalation("reconciliation-lead", 5, TimeSpan.FromMinutes(1), "InvalidOperationException: ledger lock lost", TimeSpan.FromSeconds(8)));
+
+        var report = NextReport(); // no tick was due: the escalation started the round
+        var alert = Assert.Single(report.Alerts);
+        Assert.Equal("super_admin", alert.Audience);
+        Assert.Equal(HeartbeatDecisions.CheckDedupKey("system_health", "orchestrators_reachable"), alert.DedupKey);
+        Assert.Contains("reconciliation-lead crashed 5 times within 60 s (last: InvalidOperationException: ledger lock lost)", alert.Summary);
+        Assert.Contains(report.Actions, a => a.Action == "restart_orchestrator" && a.Detail.StartsWith("reconciliation-lead: 5 crashes", StringComparison.Ordinal));
+    }
 }
