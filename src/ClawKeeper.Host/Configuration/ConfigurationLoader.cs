@@ -25,6 +25,7 @@ public static class ConfigurationLoader
         ("CLAWKEEPER_NODE_PORT", "clawkeeper.node.port"),
         ("CLAWKEEPER_SUPER_ADMIN_TOKEN_SHA256", "clawkeeper.security.super-admin-token-sha256"),
         ("CLAWKEEPER_OPS_PORT", "clawkeeper.ops.port"),
+        ("CLAWKEEPER_OPS_BIND_HOSTNAME", "clawkeeper.ops.bind-hostname"),
         ("CLAWKEEPER_OPS_TOKEN_SHA256", "clawkeeper.ops.token-sha256"),
         ("CLAWKEEPER_SMTP_HOST", "clawkeeper.alerts.smtp.host"),
         ("CLAWKEEPER_SMTP_PORT", "clawkeeper.alerts.smtp.port"),
@@ -39,6 +40,7 @@ public static class ConfigurationLoader
     /// <summary>Environment variables holding a comma-separated list.</summary>
     public static readonly IReadOnlyList<(string Variable, string Key)> EnvironmentListOverrides = new[]
     {
+        ("CLAWKEEPER_SEED_NODES", "clawkeeper.node.seed-nodes"),
         ("CLAWKEEPER_ALERT_EMAIL_SUPER_ADMIN", "clawkeeper.alerts.audiences.super_admin.email"),
         ("CLAWKEEPER_ALERT_EMAIL_ADMIN", "clawkeeper.alerts.audiences.admin.email"),
     };
