@@ -37,7 +37,12 @@ internal sealed record ReprobeBreakers
 internal sealed record RoundDeadline(string HeartbeatId);
 
 /// <summary>The write-block guard finished for a closed round; the round completes with it.</summary>
-internal sealed record RoundClosed(HeartbeatRound Round, HeartbeatReport Report, WriteBlockOutcome WriteBlocks, IReadOnlyList<ClawKeeper.Platform.Alerts.AlertControl> Controls);
+internal sealed record RoundClosed(
+    HeartbeatRound Round,
+    HeartbeatReport Report,
+    WriteBlockOutcome WriteBlocks,
+    IReadOnlyList<ClawKeeper.Platform.Alerts.AlertControl> Controls,
+    Integrations.BreakerAssessment? Breakers);
 
 /// <summary>The heartbeat rows waiting for <c>agent_runs</c> were written (or not).</summary>
 internal sealed record RunLogsWritten(IReadOnlyList<string> Written, string? Error);

@@ -65,7 +65,6 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private IActorRef _checks = ActorRefs.Nobody;
     private IActorRef _alerts = ActorRefs.Nobody;
     private bool _runLogInFlight;
-    private Integrations.BreakerAssessment? _breakerAssessment;
     private readonly List<OrchestratorEscalation> _escalations = new();
 
     public HeartbeatSupervisor(HeartbeatSupervisorOptions options)
@@ -240,11 +239,11 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             };
             _escalations.Clear();
         }
+        Integrations.BreakerAssessment? breakers = null;
         if (_options.Breakers is not null)
         {
-            var breakers = Integrations.BreakerDecisions.Assess(_state.OpenBreakers, _options.Breakers.Snapshot(), _state.OpenAlerts,
+            breakers = Integrations.BreakerDecisions.Assess(_state.OpenBreakers, _options.Breakers.Snapshot(), _state.OpenAlerts,
                 report.CompletedAt, _options.EscalateOpenBreakerAfterAttempts);
-            _breakerAssessment = breakers;
             report = report with
             {
                 Actions = report.Actions.Concat(breakers.Actions).ToList(),
@@ -268,10 +267,10 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             var local = new WriteBlockOutcome(held, actions);
             if (round.DryRun)
             {
-                Self.Tell(new RoundClosed(round, report, local, Array.Empty<ClawKeeper.Platform.Alerts.AlertControl>()));
+                Self.Tell(new RoundClosed(round, report, local, Array.Empty<ClawKeeper.Platform.Alerts.AlertControl>(), breakers));
                 return;
             }
-            ReadControlsAsync(report.CompletedAt).PipeTo(Self, success: controls => new RoundClosed(round, report, local, controls));
+            ReadControlsAsync(report.CompletedAt).PipeTo(Self, success: controls => new RoundClosed(round, report, local, controls, breakers));
             return;
         }
 
@@ -293,7 +292,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
                     failure is null || currentBlock.Active ? Array.Empty<IHeartbeatEvent>() : new IHeartbeatEvent[] { new WriteBlockImposed(failure.Reason, failure.Checks, now) },
                     new[] { new ActionReport("block_writes", failure?.Reason ?? "", $"guard failed: {ex.GetBaseException().Message}") });
             }
-            return new RoundClosed(round, report, outcome, await ReadControlsAsync(now).ConfigureAwait(false));
+            return new RoundClosed(round, report, outcome, await ReadControlsAsync(now).ConfigureAwait(false), breakers);
         }
     }
 
@@ -349,8 +348,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             if (verified != _state.Watermarks) events.Add(new IntegrityVerified(verified));
         }
         if (!plan.Incidents.SequenceEqual(_state.Incidents)) events.Add(new IncidentsUpdated(plan.Incidents));
-        var breakerAssessment = _breakerAssessment;
-        _breakerAssessment = null;
+        var breakerAssessment = closed.Breakers;
         if (breakerAssessment is not null && !breakerAssessment.Observations.SequenceEqual(_state.OpenBreakers))
             events.Add(new BreakersObserved(breakerAssessment.Observations));
         var deliverable = plan.Notifications.Where(n => !n.PendingChannels.IsEmpty).ToList();

@@ -3,18 +3,8 @@ namespace ClawKeeper.Actors.Orchestrators;
 /// <summary>The nine domain-lead orchestrators of ClawKeeper (their names are actor names too).</summary>
 public static class OrchestratorCatalog
 {
-    public static readonly IReadOnlyList<string> Names = new[]
-    {
-        "cfo",
-        "accounts-payable-lead",
-        "accounts-receivable-lead",
-        "reconciliation-lead",
-        "compliance-lead",
-        "reporting-lead",
-        "integration-lead",
-        "data-etl-lead",
-        "support-lead",
-    };
+    /// <summary>The names as the platform stores them (<c>tasks.orchestrator</c>); one list for both.</summary>
+    public static IReadOnlyList<string> Names => Platform.Orchestrators.All;
 }
 
 /// <summary>An orchestrator and the size of its worker pool.</summary>

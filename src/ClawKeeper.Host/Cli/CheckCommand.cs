@@ -68,14 +68,8 @@ public static class CheckCommand
     /// <summary>The run row is written right after the heartbeat; a database outage leaves it for the next run (it is journaled).</summary>
     private static async Task WaitUntilLoggedAsync(IActorRef supervisor, string heartbeatId, CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (DateTime.UtcNow < deadline)
-        {
-            var state = await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5), cancellationToken);
-            if (state.UnloggedRuns.All(r => r.Id != heartbeatId)) return;
-            await Task.Delay(100, cancellationToken);
-        }
-        Log.Warning("Heartbeat {HeartbeatId} could not be written to agent_runs yet; the next heartbeat will write it", heartbeatId);
+        if (await WaitForStateAsync(supervisor, s => s.UnloggedRuns.All(r => r.Id != heartbeatId), TimeSpan.FromSeconds(10), cancellationToken) is null)
+            Log.Warning("Heartbeat {HeartbeatId} could not be written to agent_runs yet; the next heartbeat will write it", heartbeatId);
     }
 
     /// <summary>
@@ -84,17 +78,26 @@ public static class CheckCommand
     /// </summary>
     private static async Task WaitForAlertHandOffAsync(IActorRef supervisor, CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        HeartbeatState state;
+        if (await WaitForStateAsync(supervisor, s => s.Outbox.IsEmpty, TimeSpan.FromSeconds(30), cancellationToken) is null)
+        {
+            var state = await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5), cancellationToken);
+            Log.Warning("{Pending} alert notification(s) not handed off yet ({Channels}); they stay queued and go out with the next check",
+                state.Outbox.Count, string.Join(", ", state.Outbox.Values.SelectMany(q => q.PendingChannels).Distinct()));
+        }
+    }
+
+    /// <summary>Polls the supervisor's state until <paramref name="done"/> holds; null when the time ran out.</summary>
+    private static async Task<HeartbeatState?> WaitForStateAsync(IActorRef supervisor, Func<HeartbeatState, bool> done, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + limit;
         do
         {
-            state = await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5), cancellationToken);
-            if (state.Outbox.IsEmpty) return;
+            var state = await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, TimeSpan.FromSeconds(5), cancellationToken);
+            if (done(state)) return state;
             await Task.Delay(100, cancellationToken);
         }
         while (DateTime.UtcNow < deadline);
-        Log.Warning("{Pending} alert notification(s) not handed off yet ({Channels}); they stay queued and go out with the next check",
-            state.Outbox.Count, string.Join(", ", state.Outbox.Values.SelectMany(q => q.PendingChannels).Distinct()));
+        return null;
     }
 
     public static string Render(HeartbeatReport report)

@@ -21,7 +21,7 @@ public sealed class DemoProviderSandbox : IAsyncDisposable
 
     public Uri BaseAddress { get; private set; } = null!;
 
-    public static readonly IReadOnlyList<string> Providers = new[] { "plaid", "stripe", "quickbooks", "xero" };
+    public static IReadOnlyList<string> Providers => ClawKeeper.Actors.Settings.ProviderSettings.KnownProviders;
 
     public static async Task<DemoProviderSandbox> StartAsync(CancellationToken cancellationToken)
     {
