@@ -29,7 +29,8 @@ public sealed record HeartbeatSupervisorOptions(
     IAlertControlSource? AlertControls = null,
     Integrations.ProviderCircuitBreakers? Breakers = null,
     int EscalateOpenBreakerAfterAttempts = 3,
-    OrchestratorFleetOptions? Fleet = null)
+    OrchestratorFleetOptions? Fleet = null,
+    Repairs.IApiServerControl? ApiServer = null)
 {
     public const string NodePersistenceId = "clawkeeper-heartbeat";
     public const string CliPersistenceId = "clawkeeper-heartbeat-cli";

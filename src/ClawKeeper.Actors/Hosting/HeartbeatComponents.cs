@@ -88,7 +88,7 @@ public static class HeartbeatComponents
     /// <summary>Everything the supervisor needs on this node, created against the node's ActorSystem.</summary>
     public static HeartbeatSupervisorOptions SupervisorOptions(
         ActorSystem system, ClawKeeperSettings settings, NpgsqlDataSource platform, HttpClient http, string persistenceId, bool scheduled, bool dryRun,
-        bool claimTasks = false)
+        bool claimTasks = false, Repairs.IApiServerControl? apiServer = null)
     {
         var breakers = new ProviderCircuitBreakers(system.Scheduler, settings.Integrations);
         return new HeartbeatSupervisorOptions(
@@ -105,6 +105,7 @@ public static class HeartbeatComponents
             new PlatformAlertControlSource(platform),
             breakers,
             settings.IntegrationHealth.EscalateOpenBreakerAfterAttempts,
-            claimTasks ? OrchestratorFleetOptions.Create(platform, settings.Fleet, NodeId(system)) : null);
+            claimTasks ? OrchestratorFleetOptions.Create(platform, settings.Fleet, NodeId(system)) : null,
+            apiServer);
     }
 }
