@@ -107,21 +107,51 @@ public sealed class OpsEndpoints
     private static string? Parameter(OpsRequest request, string name) =>
         request.Query.TryGetValue(name, out var value) && !string.IsNullOrWhiteSpace(value) ? value.Trim() : null;
 
-    public Task<OpsResponse> LiveAsync(OpsRequest request, CancellationToken cancellationToken) =>
-        Task.FromResult(_system.WhenTerminated.IsCompleted
-            ? OpsResponse.Json(503, new { status = "terminated", actorSystem = _system.Name })
-            : OpsResponse.Json(200, new { status = "alive", actorSystem = _system.Name, uptimeSeconds = (long)_system.Uptime.TotalSeconds }));
+    /// <summary><c>GET /health/live</c>: the probes tagged <c>liveness</c> (the ActorSystem runs); 200 or 503, each probe listed.</summary>
+    public async Task<OpsResponse> LiveAsync(OpsRequest request, CancellationToken cancellationToken)
+    {
+        var live = await ProbeAsync(OpsHealthChecks.LivenessTag, cancellationToken).ConfigureAwait(false);
+        return OpsResponse.Json(live.Ready ? 200 : 503, new
+        {
+            status = live.Ready ? "alive" : "not_alive",
+            live = live.Ready,
+            actorSystem = _system.Name,
+            uptimeSeconds = (long)_system.Uptime.TotalSeconds,
+            checkedAt = live.CheckedAt,
+            totalDurationMs = live.TotalDurationMs,
+            failing = live.Failing,
+            conditions = live.Conditions,
+        });
+    }
 
+    /// <summary>
+    /// <c>GET /health/ready</c>: the probes tagged <c>ready</c> (joined and Up, journal reachable,
+    /// supervisor recovered, a heartbeat within two intervals); 200 or 503, each probe listed.
+    /// </summary>
     public async Task<OpsResponse> ReadyAsync(OpsRequest request, CancellationToken cancellationToken)
     {
-        var readiness = await ReadinessAsync(cancellationToken).ConfigureAwait(false);
+        var readiness = await ProbeAsync(OpsHealthChecks.ReadinessTag, cancellationToken).ConfigureAwait(false);
         return OpsResponse.Json(readiness.Ready ? 200 : 503, new
         {
             ready = readiness.Ready,
+            status = readiness.Ready ? "ready" : "not_ready",
             checkedAt = readiness.CheckedAt,
+            totalDurationMs = readiness.TotalDurationMs,
             failing = readiness.Failing,
             conditions = readiness.Conditions,
         });
+    }
+
+    /// <summary>Runs the health checks tagged <paramref name="tag"/> through the host's <see cref="Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckService"/>.</summary>
+    private async Task<Readiness> ProbeAsync(string tag, CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        if (OpsHealthChecks.ServiceOf(_system) is not { } service)
+            return Readiness.Unavailable("health_checks_registered", "the host has no HealthCheckService: register services.AddHealthChecks() and WithClawKeeperHealthChecks(...)", now);
+        var report = await service.CheckHealthAsync(r => r.Tags.Contains(tag), cancellationToken).ConfigureAwait(false);
+        return report.Entries.Count == 0
+            ? Readiness.Unavailable("health_checks_registered", $"no health check tagged '{tag}' is registered", now)
+            : Readiness.From(report, now);
     }
 
     public Task<OpsResponse> MembersAsync(OpsRequest request, CancellationToken cancellationToken) =>
@@ -181,7 +211,7 @@ public sealed class OpsEndpoints
         var view = await _heartbeat.ViewAsync(_queries, cancellationToken).ConfigureAwait(false);
         var cluster = ClusterView.Of(_system);
         var now = DateTimeOffset.UtcNow;
-        var readiness = Readiness.Evaluate(cluster, view.Supervisor, now, _settings.HeartbeatFreshWithin);
+        var readiness = await ProbeAsync(OpsHealthChecks.ReadinessTag, cancellationToken).ConfigureAwait(false);
         var platform = await PlatformAsync(history: true, cancellationToken).ConfigureAwait(false);
         var html = StatusPage.Render(new StatusPageInput(view, readiness, cluster, now, platform.History, platform.Uptime, platform.Api,
             platform.Tasks, platform.TenantDays, platform.Visibility, platform.Error));
@@ -239,13 +269,6 @@ public sealed class OpsEndpoints
                 return Task.FromResult(OpsResponse.Error(403, "the management endpoint is read-only (akka.management.http.route-providers-read-only = on)"));
             return handler(request, cancellationToken);
         };
-
-    private async Task<Readiness> ReadinessAsync(CancellationToken cancellationToken)
-    {
-        var cluster = ClusterView.Of(_system);
-        var supervisor = await _heartbeat.StateAsync(cancellationToken).ConfigureAwait(false);
-        return Readiness.Evaluate(cluster, supervisor, DateTimeOffset.UtcNow, _settings.HeartbeatFreshWithin);
-    }
 
     private sealed record PlatformFigures(
         IReadOnlyList<HistoryPoint>? History,

@@ -92,7 +92,8 @@ public sealed class OpsTestHost : IAsyncDisposable
         bool clustered = false,
         TimeSpan? heartbeatInterval = null,
         TimeSpan? askTimeout = null,
-        bool answers = true)
+        bool answers = true,
+        JournalSettings? journal = null)
     {
         var control = new StandInControl { State = state ?? HeartbeatState.Empty, Answers = answers };
         var warnings = new ConcurrentQueue<string>();
@@ -105,13 +106,19 @@ public sealed class OpsTestHost : IAsyncDisposable
             AskTimeout = askTimeout ?? TimeSpan.FromSeconds(3),
         };
 
+        // The journal probe needs a journal: by default the test's own (reachable) PostgreSQL database.
+        var journalSettings = journal ?? new JournalSettings(database, "");
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddHealthChecks();
         builder.Services.AddAkka("ops-spec", (akka, _) =>
         {
             akka.AddHocon("akka.loglevel = INFO\nakka.stdout-loglevel = WARNING", HoconAddMode.Prepend);
             if (clustered)
                 akka.WithClawKeeperCluster(new NodeSettings("127.0.0.1", 0, Array.Empty<string>()));
+            if (journal is not null)
+                akka.WithClawKeeperPersistence(journal);
             akka.WithClawKeeperOps(settings, platform)
+                .WithClawKeeperHealthChecks(settings, journalSettings, clustered)
                 .WithActors((system, registry) =>
                 {
                     system.EventStream.Subscribe(system.ActorOf(Props.Create(() => new WarningCollector(warnings)), "warnings"), typeof(Warning));
