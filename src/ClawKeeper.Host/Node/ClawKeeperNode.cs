@@ -56,7 +56,7 @@ public static class ClawKeeperNode
                     .WithHeartbeatSingleton(system => HeartbeatComponents.SupervisorOptions(
                         system, settings, platform, http, HeartbeatSupervisorOptions.NodePersistenceId, scheduled: true, dryRun: false,
                         claimTasks: settings.Fleet.ClaimTasks))
-                    .WithClawKeeperOps(ops!, platform)
+                    .WithClawKeeperOps(ops!, platform, new OpsWriteSettings(settings.Security, settings.DataIntegrity))
                     .WithClawKeeperHealthChecks(ops!, settings.Journal, clustered: true);
             }
             else
