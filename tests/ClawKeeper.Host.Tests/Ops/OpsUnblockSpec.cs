@@ -44,7 +44,8 @@ public class OpsUnblockSpec
     private static Task CloseAuditGapAsync(string database, string row) =>
         TamperAsync(database, "insert into audit_log select * from json_populate_record(null::audit_log, $1::json)", row);
 
-    private static async Task<ClawKeeperSettings> SettingsAsync(string database, LoopbackHttpServer providers)
+    /// <summary>The ops surface with the real heartbeat on <paramref name="database"/>: the shipped settings, providers on the stand-in.</summary>
+    private static Task<OpsTestHost> StartWithRealSupervisorAsync(string database, LoopbackHttpServer providers)
     {
         var config = ConfigurationLoader.Load(Array.Empty<string>(), new FileInfo(ClawKeeperProcess.ProvidersConfig(providers.BaseAddress)), new Hashtable(),
             new Dictionary<string, string>
@@ -52,7 +53,8 @@ public class OpsUnblockSpec
                 ["clawkeeper.platform-db.connection-string"] = database,
                 ["clawkeeper.security.super-admin-token-sha256"] = OpsTestHost.SuperAdminTokenSha256,
             });
-        return await Task.FromResult(ClawKeeperSettings.FromConfig(config));
+        var settings = ClawKeeperSettings.FromConfig(config);
+        return OpsTestHost.StartAsync(database, writes: new OpsWriteSettings(settings.Security, settings.DataIntegrity), realSupervisor: settings);
     }
 
     private static async Task<HeartbeatReport> BeatAsync(OpsTestHost host) =>
@@ -70,8 +72,7 @@ public class OpsUnblockSpec
     {
         var database = await TestDatabases.CreateSeededAsync();
         await using var providers = await LoopbackHttpServer.StartAsync();
-        var settings = await SettingsAsync(database, providers);
-        await using var host = await OpsTestHost.StartAsync(database, writes: new OpsWriteSettings(settings.Security, settings.DataIntegrity), realSupervisor: settings);
+        await using var host = await StartWithRealSupervisorAsync(database, providers);
 
         // The heartbeat finds the gap in the audit chain and blocks writes.
         var removed = await OpenAuditGapAsync(database);
@@ -154,8 +155,7 @@ public class OpsUnblockSpec
     {
         var database = await TestDatabases.CreateSeededAsync();
         await using var providers = await LoopbackHttpServer.StartAsync();
-        var settings = await SettingsAsync(database, providers);
-        await using var host = await OpsTestHost.StartAsync(database, writes: new OpsWriteSettings(settings.Security, settings.DataIntegrity), realSupervisor: settings);
+        await using var host = await StartWithRealSupervisorAsync(database, providers);
 
         await TamperAsync(database, Corrupt);
         var blocked = await BeatAsync(host);
