@@ -15,6 +15,10 @@ namespace ClawKeeper.Host.Tests.Ops;
 /// </summary>
 public class OpsNodeProcessSpec
 {
+    private readonly Xunit.Abstractions.ITestOutputHelper _output;
+
+    public OpsNodeProcessSpec(Xunit.Abstractions.ITestOutputHelper output) => _output = output;
+
     private static int FreePort()
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -96,6 +100,18 @@ public class OpsNodeProcessSpec
 
             using (var live = await http.GetAsync("/health/live"))
                 Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+
+            // A measurement, not an assertion: what one readiness request costs on this machine.
+            var timings = new List<string>();
+            for (var i = 0; i < 5; i++)
+            {
+                var watch = Stopwatch.StartNew();
+                using var response = await http.GetAsync("/health/ready");
+                var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+                timings.Add($"{watch.ElapsedMilliseconds} ms round trip (probes {body.GetProperty("totalDurationMs").GetDouble()} ms: " +
+                    string.Join(", ", body.GetProperty("conditions").EnumerateArray().Select(c => $"{c.GetProperty("condition").GetString()} {c.GetProperty("durationMs").GetDouble()}")) + ")");
+            }
+            foreach (var line in timings) _output.WriteLine("GET /health/ready: " + line);
 
             // The super_admin route is wired to the node's credential: the ops token is refused, the super_admin one is taken.
             using (var refused = new HttpRequestMessage(HttpMethod.Post, "/writes/unblock") { Content = new StringContent("{\"reason\": \"x\"}", Encoding.UTF8, "application/json") })
