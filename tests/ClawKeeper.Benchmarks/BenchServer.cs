@@ -62,11 +62,8 @@ public sealed class BenchServer : IAsyncDisposable
 
     public static async Task<BenchServer> StartAsync(BenchOptions options, Action<string> log, CancellationToken ct)
     {
-        var external = Environment.GetEnvironmentVariable(TestPostgres.ServerVariable);
-        if (!string.IsNullOrWhiteSpace(external))
+        if (TestPostgres.ExternalAdmin() is { } admin)
         {
-            var admin = new NpgsqlConnectionStringBuilder(external);
-            if (string.IsNullOrWhiteSpace(admin.Database)) admin.Database = "postgres";
             var database = DatabaseName + "_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
             var server = new BenchServer(null, null, null, admin.ConnectionString, database)
             {
@@ -90,7 +87,7 @@ public sealed class BenchServer : IAsyncDisposable
             {
                 Description = $"throwaway LocalPostgresServer, PostgreSQL {local.Binaries.Version} on 127.0.0.1:{local.Port}",
             };
-            StartWatchdog(local, workDirectory);
+            PostgresWatchdog.Start(local, workDirectory, "clawkeeper-bench-watchdog");
             if (options.SharedBuffers is not null)
             {
                 await bench.RestartWithSettingsAsync(options, log, ct);
@@ -274,51 +271,5 @@ public sealed class BenchServer : IAsyncDisposable
         var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
         await process.WaitForExitAsync(ct);
         return (process.ExitCode, await stdout + await stderr);
-    }
-
-    /// <summary>A detached shell that waits for this process to end and then stops the server
-    /// (SIGQUIT to whatever postmaster runs on the data directory) and deletes the work directory:
-    /// a killed benchmark must not leave a multi-gigabyte cluster behind.</summary>
-    private static void StartWatchdog(LocalPostgresServer server, string workDirectory)
-    {
-        const string script = """
-            exec </dev/null >/dev/null 2>&1
-            while kill -0 "$1" 2>/dev/null; do sleep 1; done
-            if [ -f "$2/postmaster.pid" ]; then
-                kill -QUIT "$(head -n 1 "$2/postmaster.pid")" 2>/dev/null
-                i=0
-                while [ -f "$2/postmaster.pid" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-            fi
-            rm -rf "$3" "$4"
-            """;
-        var setsid = new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(File.Exists);
-        var startInfo = new ProcessStartInfo
-        {
-            FileName = setsid ?? "/bin/sh",
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        if (setsid is not null)
-        {
-            startInfo.ArgumentList.Add("-f");
-            startInfo.ArgumentList.Add("/bin/sh");
-        }
-
-        foreach (var argument in new[]
-                 {
-                     "-c", script, "clawkeeper-bench-watchdog", Environment.ProcessId.ToString(CultureInfo.InvariantCulture),
-                     server.DataDirectory, workDirectory, server.SocketDirectory,
-                 })
-            startInfo.ArgumentList.Add(argument);
-        try
-        {
-            using var watchdog = Process.Start(startInfo);
-        }
-        catch (System.ComponentModel.Win32Exception ex)
-        {
-            Console.Error.WriteLine($"no watchdog for the benchmark server: {ex.Message}");
-        }
     }
 }

@@ -29,18 +29,29 @@ public static class TestPostgres
     /// <summary>True when the tests use an external server (<c>CLAWKEEPER_TEST_PG</c>).</summary>
     public static bool UsesExternalServer => !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(ServerVariable));
 
-    private static async Task<SharedServer> StartAsync()
+    /// <summary>The superuser connection string of <c>CLAWKEEPER_TEST_PG</c> (maintenance database <c>postgres</c> unless it names one), or null when unset.</summary>
+    public static NpgsqlConnectionStringBuilder? ExternalAdmin()
     {
         var external = Environment.GetEnvironmentVariable(ServerVariable);
-        if (!string.IsNullOrWhiteSpace(external))
+        if (string.IsNullOrWhiteSpace(external))
         {
-            var builder = new NpgsqlConnectionStringBuilder(external);
-            if (string.IsNullOrWhiteSpace(builder.Database))
-            {
-                builder.Database = "postgres";
-            }
+            return null;
+        }
 
-            return new SharedServer(builder.ConnectionString, null, null);
+        var builder = new NpgsqlConnectionStringBuilder(external);
+        if (string.IsNullOrWhiteSpace(builder.Database))
+        {
+            builder.Database = "postgres";
+        }
+
+        return builder;
+    }
+
+    private static async Task<SharedServer> StartAsync()
+    {
+        if (ExternalAdmin() is { } external)
+        {
+            return new SharedServer(external.ConnectionString, null, null);
         }
 
         var root = Path.Combine(Path.GetTempPath(), "clawkeeper-test-pg");
@@ -51,7 +62,7 @@ public static class TestPostgres
         var server = await LocalPostgresServer.StartAsync(Path.Combine(workDirectory, "data"));
         // The test host may be killed a few milliseconds after ProcessExit starts (vstest does so),
         // so a detached watchdog makes sure the server goes when this process goes.
-        StartWatchdog(server, workDirectory);
+        PostgresWatchdog.Start(server, workDirectory, "clawkeeper-test-pg-watchdog");
         await File.WriteAllTextAsync(Path.Combine(workDirectory, SocketDirectoryNote), server.SocketDirectory);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => StopAtExit(server, workDirectory);
         return new SharedServer(server.AdminConnectionString, server, workDirectory);
@@ -71,60 +82,6 @@ public static class TestPostgres
     }
 
     private const string SocketDirectoryNote = "socket-directory.txt";
-
-    private const string WatchdogScript = """
-        exec </dev/null >/dev/null 2>&1
-        while kill -0 "$1" 2>/dev/null; do sleep 1; done
-        if [ -f "$2/postmaster.pid" ]; then
-            kill -QUIT "$(head -n 1 "$2/postmaster.pid")" 2>/dev/null
-            i=0
-            while [ -f "$2/postmaster.pid" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-        fi
-        rm -rf "$3" "$4"
-        """;
-
-    /// <summary>Waits (detached, in its own session) for this process to end, then shuts the server
-    /// down immediately (SIGQUIT to the postmaster) and removes its directories.</summary>
-    private static void StartWatchdog(LocalPostgresServer server, string workDirectory)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-
-        var setsid = new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(File.Exists);
-        var startInfo = new System.Diagnostics.ProcessStartInfo
-        {
-            FileName = setsid ?? "/bin/sh",
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        if (setsid is not null)
-        {
-            startInfo.ArgumentList.Add("-f");
-            startInfo.ArgumentList.Add("/bin/sh");
-        }
-
-        foreach (var argument in new[]
-                 {
-                     "-c", WatchdogScript, "clawkeeper-test-pg-watchdog", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                     server.DataDirectory, workDirectory, server.SocketDirectory,
-                 })
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-
-        try
-        {
-            using var watchdog = System.Diagnostics.Process.Start(startInfo);
-        }
-        catch (System.ComponentModel.Win32Exception ex)
-        {
-            Console.Error.WriteLine($"ClawKeeper.Testing: no watchdog for the test PostgreSQL server: {ex.Message}");
-        }
-    }
 
     /// <summary>A test process that was killed leaves its server running: stop and remove those
     /// (directories are named "&lt;pid&gt;-...").</summary>

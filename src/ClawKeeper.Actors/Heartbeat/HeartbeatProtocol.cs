@@ -21,6 +21,17 @@ public sealed record GetHeartbeatState : IClawKeeperMessage
     public static readonly GetHeartbeatState Instance = new();
 }
 
+/// <summary>
+/// A super_admin lifted the write block (<c>POST /writes/unblock</c> on the ops port): bring the
+/// supervisor's persisted block in line with <c>write_blocks</c> now rather than at the next round
+/// (the lift is recorded as <see cref="WriteBlockLifted"/>; nothing is imposed: a failure that
+/// persists is blocked again by the next round, as for a lift from the CLI). Not answered.
+/// </summary>
+public sealed record ReconcileWriteBlock : IClawKeeperMessage
+{
+    public static readonly ReconcileWriteBlock Instance = new();
+}
+
 /// <summary>Timer message: time for a heartbeat.</summary>
 internal sealed record HeartbeatTick
 {

@@ -52,6 +52,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private const string DeadlineTimer = "round-deadline";
     private const string RunLogRetryTimer = "run-log-retry";
     private const string WriteBlockRetryTimer = "write-block-retry";
+    private const string WriteBlockReconcileTimer = "write-block-reconcile";
     private const string ReprobeTimer = "breaker-reprobe";
     private static readonly TimeSpan RunLogRetryInterval = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan WriteBlockRetryInterval = TimeSpan.FromSeconds(15);
@@ -123,6 +124,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         Command<NotificationDelivered>(delivered => Persist(delivered, e => _state = _state.Apply(e)));
         Command<RunLogsWritten>(OnRunLogsWritten);
         Command<RetryWriteBlock>(_ => RetryHeldWriteBlock());
+        Command<ReconcileWriteBlock>(_ => ReconcileLiftedWriteBlock());
         Command<WriteBlockReconciled>(reconciled =>
         {
             foreach (var action in reconciled.Outcome.Actions)
@@ -183,7 +185,25 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             ScheduleWriteBlockRetry();
             return;
         }
-        _options.WriteBlocks.ReconcileAsync(_state.WriteBlock, null, Context.System.Scheduler.Now, CancellationToken.None)
+        ReconcileWriteBlockNow();
+    }
+
+    /// <summary>A super_admin lifted the block: record it now (a round in flight reconciles itself; check again after it).</summary>
+    private void ReconcileLiftedWriteBlock()
+    {
+        if (_options.DryRun || _options.WriteBlocks is null) return;
+        if (_round is not null)
+        {
+            Timers.StartSingleTimer(WriteBlockReconcileTimer, ReconcileWriteBlock.Instance, TimeSpan.FromSeconds(1));
+            return;
+        }
+        ReconcileWriteBlockNow();
+    }
+
+    /// <summary>The guard outside a round, with no new failure: applies a held block, notices a lifted one.</summary>
+    private void ReconcileWriteBlockNow()
+    {
+        _options.WriteBlocks!.ReconcileAsync(_state.WriteBlock, null, Context.System.Scheduler.Now, CancellationToken.None)
             .PipeTo(Self, success: outcome => new WriteBlockReconciled(outcome),
                 failure: ex => new WriteBlockReconciled(new WriteBlockOutcome(Array.Empty<IHeartbeatEvent>(),
                     new[] { new ActionReport("block_writes", _state.WriteBlock.Reason ?? "", $"re-apply failed: {ex.GetBaseException().Message}") })));

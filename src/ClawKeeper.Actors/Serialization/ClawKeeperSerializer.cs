@@ -37,6 +37,7 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
         [typeof(RunHeartbeatNow)] = "run-heartbeat-now.v1",
         [typeof(HeartbeatCompleted)] = "heartbeat-completed.v1",
         [typeof(GetHeartbeatState)] = "get-heartbeat-state.v1",
+        [typeof(ReconcileWriteBlock)] = "reconcile-write-block.v1",
     };
 
     private static readonly IReadOnlyDictionary<string, Type> TypeByManifest = ManifestByType.ToDictionary(kv => kv.Value, kv => kv.Key);

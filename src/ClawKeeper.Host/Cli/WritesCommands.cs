@@ -1,7 +1,6 @@
 using System.CommandLine;
 using ClawKeeper.Actors.Checks;
-using ClawKeeper.Actors.Hosting;
-using ClawKeeper.Platform;
+using ClawKeeper.Host.Ops;
 using ClawKeeper.Platform.WriteBlocks;
 using Npgsql;
 
@@ -49,67 +48,35 @@ public static class WritesCommands
             var refusal = SuperAdminCredential.Refusal(settings.Security, SuperAdminCredential.Read(parse.GetValue(tokenFile)));
             if (refusal is not null)
             {
-                await RecordRefusedAttemptAsync(platform, refusal, cancellationToken);
+                await WriteUnblock.RecordRefusedAttemptAsync(platform, "cli:writes-unblock", refusal, "os:" + Environment.UserName, cancellationToken);
                 Console.Error.WriteLine($"refused: {refusal}");
                 return ExitCodes.UsageOrConfiguration;
             }
 
-            var store = new WriteBlockStore(platform);
-            var current = await store.StatusAsync(cancellationToken: cancellationToken);
-            if (current.Open is null)
-            {
-                Console.Error.WriteLine("No write block is open: nothing to lift.");
-                return ExitCodes.ChecksFailed;
-            }
-
-            // The block stays while the failure that caused it is still there.
-            var context = new CheckContext("writes-unblock", DateTimeOffset.UtcNow, null, null, FullVerification: true);
-            var results = await CheckRunner.RunAllAsync(HeartbeatComponents.DataIntegrity(platform, settings.DataIntegrity), context, cancellationToken);
-            var failing = results.Where(r => r.Status == CheckStatus.Fail).ToList();
-            var forced = parse.GetValue(force);
-            if (failing.Count > 0 && !forced)
-            {
-                Console.Error.WriteLine($"refused: the integrity failure is still present, write block #{current.Open.Id} stays:");
-                foreach (var check in failing) Console.Error.WriteLine($"  {check.Check}: {check.Observed}: {check.Detail}");
-                Console.Error.WriteLine("Repair it first, or lift with --force (the next heartbeat blocks again while it persists).");
-                return ExitCodes.ChecksFailed;
-            }
-
+            // One implementation with POST /writes/unblock on the ops port.
             var liftedBy = "super_admin:" + (parse.GetValue(operatorName) ?? Environment.UserName);
-            var liftReason = failing.Count > 0 ? $"[forced while failing: {string.Join(", ", failing.Select(f => f.Check))}] {why}" : why;
-            var lifted = await store.LiftAsync(liftedBy, liftReason, cancellationToken);
-            Console.Out.WriteLine(lifted is { } id
-                ? $"write block #{id} lifted by {liftedBy}: {liftReason}"
-                : "No write block was open (lifted concurrently?).");
-            return lifted is null ? ExitCodes.ChecksFailed : ExitCodes.Ok;
+            var outcome = await new WriteUnblock(platform, settings.DataIntegrity).LiftAsync(liftedBy, why, parse.GetValue(force), cancellationToken);
+            switch (outcome.Result)
+            {
+                case UnblockResult.NothingOpen when outcome.Block is null:
+                    Console.Error.WriteLine("No write block is open: nothing to lift.");
+                    return ExitCodes.ChecksFailed;
+                case UnblockResult.NothingOpen:
+                    Console.Out.WriteLine("No write block was open (lifted concurrently?).");
+                    return ExitCodes.ChecksFailed;
+                case UnblockResult.StillFailing:
+                    Console.Error.WriteLine($"refused: the integrity failure is still present, write block #{outcome.Block!.Id} stays:");
+                    foreach (var check in outcome.Failing) Console.Error.WriteLine($"  {check.Check} ({check.Status.ToWire()}): {check.Observed}: {check.Detail}");
+                    Console.Error.WriteLine("Repair it first, or lift with --force (the next heartbeat blocks again while it persists).");
+                    return ExitCodes.ChecksFailed;
+                default:
+                    Console.Out.WriteLine($"write block #{outcome.LiftedId} lifted by {outcome.LiftedBy}: {outcome.LiftReason}");
+                    return ExitCodes.Ok;
+            }
         });
 
         writes.Subcommands.Add(status);
         writes.Subcommands.Add(unblock);
         return writes;
-    }
-
-    private static async Task RecordRefusedAttemptAsync(NpgsqlDataSource platform, string refusal, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await using var connection = await platform.OpenConnectionAsync(cancellationToken);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await using (var context = new NpgsqlCommand("select set_config('app.tenant_id', 'system', true)", connection, transaction))
-                await context.ExecuteNonQueryAsync(cancellationToken);
-            await using (var insert = new NpgsqlCommand(
-                "insert into security_events (tenant_id, kind, source, detail) values ('system', 'unauthorized_access', 'cli:writes-unblock', jsonb_build_object('refusal', @refusal, 'os_user', @user))",
-                connection, transaction))
-            {
-                insert.Parameters.AddWithValue("refusal", refusal);
-                insert.Parameters.AddWithValue("user", Environment.UserName);
-                await insert.ExecuteNonQueryAsync(cancellationToken);
-            }
-            await transaction.CommitAsync(cancellationToken);
-        }
-        catch (NpgsqlException)
-        {
-            // The refusal itself stands; recording it is best effort when the database is down.
-        }
     }
 }

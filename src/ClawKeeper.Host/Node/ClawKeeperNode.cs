@@ -33,6 +33,9 @@ public static class ClawKeeperNode
         builder.Services.AddSerilog(dispose: false);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(settings.PlatformConnectionString));
         builder.Services.AddSingleton(_ => new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }));
+        // The ops surface's /health/live and /health/ready run the Akka.Hosting health checks through this service.
+        if (mode == NodeMode.ClusterNode)
+            builder.Services.AddHealthChecks();
 
         builder.Services.AddAkka(ClawKeeperAkkaExtensions.ActorSystemName, (akka, services) =>
         {
@@ -53,7 +56,8 @@ public static class ClawKeeperNode
                     .WithHeartbeatSingleton(system => HeartbeatComponents.SupervisorOptions(
                         system, settings, platform, http, HeartbeatSupervisorOptions.NodePersistenceId, scheduled: true, dryRun: false,
                         claimTasks: settings.Fleet.ClaimTasks))
-                    .WithClawKeeperOps(ops!, platform);
+                    .WithClawKeeperOps(ops!, platform, new OpsWriteSettings(settings.Security, settings.DataIntegrity))
+                    .WithClawKeeperHealthChecks(ops!, settings.Journal, clustered: true);
             }
             else
             {

@@ -29,7 +29,7 @@ public sealed class OpsRouteProvider : IManagementRouteProvider
         var setup = system.Settings.Setup.Get<OpsSetup>();
         if (!setup.HasValue)
             throw new ConfigurationException($"{nameof(OpsRouteProvider)} needs an {nameof(OpsSetup)} in the ActorSystem setup: add the routes with WithClawKeeperOps(...)");
-        _endpoints = new OpsEndpoints(system, setup.Value.Settings, setup.Value.Platform);
+        _endpoints = new OpsEndpoints(system, setup.Value.Settings, setup.Value.Platform, setup.Value.Writes);
     }
 
     public (string, HttpModuleBase)[] Routes(ManagementRouteProviderSettings settings)
@@ -54,7 +54,8 @@ public static class ClawKeeperOpsExtensions
     /// Akka.Management's own routes only <c>/remote/address</c> stays (no cluster bootstrap: seed
     /// nodes come from configuration; no cluster-client receptionist).
     /// </summary>
-    public static AkkaConfigurationBuilder WithClawKeeperOps(this AkkaConfigurationBuilder builder, OpsSettings settings, NpgsqlDataSource platform)
+    /// <param name="writes">The super_admin credential and integrity settings for <c>POST /writes/unblock</c>; null = that route refuses every attempt.</param>
+    public static AkkaConfigurationBuilder WithClawKeeperOps(this AkkaConfigurationBuilder builder, OpsSettings settings, NpgsqlDataSource platform, OpsWriteSettings? writes = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(platform);
@@ -76,7 +77,7 @@ public static class ClawKeeperOpsExtensions
         http.RouteProviders["cluster-client-receptionist"] = null;
         http.WithRouteProvider<OpsRouteProvider>(RouteProviderName);
 
-        builder.AddSetup(new OpsSetup(effective, platform));
+        builder.AddSetup(new OpsSetup(effective, platform, writes));
         builder.WithAkkaManagement(new AkkaManagementSetup(http), autoStart: false);
         // Not AkkaManagement.Start(): Akka.Http.Shim 1.5.73 was built against Ceen.Httpd 0.9.9, whose
         // HttpServer.ListenAsync took an IPEndPoint; the only Ceen.Httpd the feed serves is 0.9.10

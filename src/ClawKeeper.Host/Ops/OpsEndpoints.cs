@@ -4,6 +4,7 @@ using System.Text;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using ClawKeeper.Actors.Checks;
 using ClawKeeper.Actors.Heartbeat;
 
 namespace ClawKeeper.Host.Ops;
@@ -20,13 +21,20 @@ public sealed class OpsAuthorization
     public string? WhyRefused(string? authorizationHeader)
     {
         if (_expected is null) return "no ops token is configured (clawkeeper.ops.token-sha256 is empty), so mutating routes are disabled";
-        if (string.IsNullOrWhiteSpace(authorizationHeader)) return "no Authorization header";
-        const string scheme = "Bearer ";
-        if (!authorizationHeader.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)) return "the Authorization header is not a Bearer token";
-        var token = authorizationHeader[scheme.Length..].Trim();
-        if (token.Length == 0) return "the bearer token is empty";
+        var (token, problem) = BearerToken(authorizationHeader);
+        if (token is null) return problem;
         var presented = SHA256.HashData(Encoding.UTF8.GetBytes(token));
         return CryptographicOperations.FixedTimeEquals(presented, _expected) ? null : "the bearer token is not valid";
+    }
+
+    /// <summary>The token of an <c>Authorization: Bearer</c> header, or why there is none.</summary>
+    public static (string? Token, string? Problem) BearerToken(string? authorizationHeader)
+    {
+        if (string.IsNullOrWhiteSpace(authorizationHeader)) return (null, "no Authorization header");
+        const string scheme = "Bearer ";
+        if (!authorizationHeader.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)) return (null, "the Authorization header is not a Bearer token");
+        var token = authorizationHeader[scheme.Length..].Trim();
+        return token.Length == 0 ? (null, "the bearer token is empty") : (token, null);
     }
 }
 
@@ -42,10 +50,14 @@ public sealed class OpsEndpoints
     private readonly OpsAuthorization _authorization;
     private readonly ILoggingAdapter _log;
     private readonly ClawKeeper.Platform.Alerts.AlertControlStore _alertControls;
+    private readonly Npgsql.NpgsqlDataSource _platform;
+    private readonly OpsWriteSettings _writes;
 
-    public OpsEndpoints(ActorSystem system, OpsSettings settings, Npgsql.NpgsqlDataSource platform)
+    public OpsEndpoints(ActorSystem system, OpsSettings settings, Npgsql.NpgsqlDataSource platform, OpsWriteSettings? writes = null)
     {
         _system = system;
+        _platform = platform;
+        _writes = writes ?? OpsWriteSettings.Disabled;
         _alertControls = new ClawKeeper.Platform.Alerts.AlertControlStore(platform);
         _settings = settings;
         _queries = new OpsQueries(platform);
@@ -68,6 +80,8 @@ public sealed class OpsEndpoints
         new("GET", "/metrics", MetricsAsync),
         new("POST", "/heartbeat/run", Mutating(readOnly, RunHeartbeatAsync)),
         new("POST", "/cluster/leave", Mutating(readOnly, LeaveAsync)),
+        new("POST", "/cluster/down", Mutating(readOnly, DownAsync)),
+        new("POST", "/writes/unblock", SuperAdmin(readOnly, UnblockWritesAsync)),
         new("POST", "/alerts/ack", Mutating(readOnly, AcknowledgeAsync)),
         new("POST", "/alerts/silence", Mutating(readOnly, SilenceAsync)),
     ];
@@ -107,21 +121,51 @@ public sealed class OpsEndpoints
     private static string? Parameter(OpsRequest request, string name) =>
         request.Query.TryGetValue(name, out var value) && !string.IsNullOrWhiteSpace(value) ? value.Trim() : null;
 
-    public Task<OpsResponse> LiveAsync(OpsRequest request, CancellationToken cancellationToken) =>
-        Task.FromResult(_system.WhenTerminated.IsCompleted
-            ? OpsResponse.Json(503, new { status = "terminated", actorSystem = _system.Name })
-            : OpsResponse.Json(200, new { status = "alive", actorSystem = _system.Name, uptimeSeconds = (long)_system.Uptime.TotalSeconds }));
+    /// <summary><c>GET /health/live</c>: the probes tagged <c>liveness</c> (the ActorSystem runs); 200 or 503, each probe listed.</summary>
+    public async Task<OpsResponse> LiveAsync(OpsRequest request, CancellationToken cancellationToken)
+    {
+        var live = await ProbeAsync(OpsHealthChecks.LivenessTag, cancellationToken).ConfigureAwait(false);
+        return OpsResponse.Json(live.Ready ? 200 : 503, new
+        {
+            status = live.Ready ? "alive" : "not_alive",
+            live = live.Ready,
+            actorSystem = _system.Name,
+            uptimeSeconds = (long)_system.Uptime.TotalSeconds,
+            checkedAt = live.CheckedAt,
+            totalDurationMs = live.TotalDurationMs,
+            failing = live.Failing,
+            conditions = live.Conditions,
+        });
+    }
 
+    /// <summary>
+    /// <c>GET /health/ready</c>: the probes tagged <c>ready</c> (joined and Up, journal reachable,
+    /// supervisor recovered, a heartbeat within two intervals); 200 or 503, each probe listed.
+    /// </summary>
     public async Task<OpsResponse> ReadyAsync(OpsRequest request, CancellationToken cancellationToken)
     {
-        var readiness = await ReadinessAsync(cancellationToken).ConfigureAwait(false);
+        var readiness = await ProbeAsync(OpsHealthChecks.ReadinessTag, cancellationToken).ConfigureAwait(false);
         return OpsResponse.Json(readiness.Ready ? 200 : 503, new
         {
             ready = readiness.Ready,
+            status = readiness.Ready ? "ready" : "not_ready",
             checkedAt = readiness.CheckedAt,
+            totalDurationMs = readiness.TotalDurationMs,
             failing = readiness.Failing,
             conditions = readiness.Conditions,
         });
+    }
+
+    /// <summary>Runs the health checks tagged <paramref name="tag"/> through the host's <see cref="Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckService"/>.</summary>
+    private async Task<Readiness> ProbeAsync(string tag, CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        if (OpsHealthChecks.ServiceOf(_system) is not { } service)
+            return Readiness.Unavailable("health_checks_registered", "the host has no HealthCheckService: register services.AddHealthChecks() and WithClawKeeperHealthChecks(...)", now);
+        var report = await service.CheckHealthAsync(r => r.Tags.Contains(tag), cancellationToken).ConfigureAwait(false);
+        return report.Entries.Count == 0
+            ? Readiness.Unavailable("health_checks_registered", $"no health check tagged '{tag}' is registered", now)
+            : Readiness.From(report, now);
     }
 
     public Task<OpsResponse> MembersAsync(OpsRequest request, CancellationToken cancellationToken) =>
@@ -181,7 +225,7 @@ public sealed class OpsEndpoints
         var view = await _heartbeat.ViewAsync(_queries, cancellationToken).ConfigureAwait(false);
         var cluster = ClusterView.Of(_system);
         var now = DateTimeOffset.UtcNow;
-        var readiness = Readiness.Evaluate(cluster, view.Supervisor, now, _settings.HeartbeatFreshWithin);
+        var readiness = await ProbeAsync(OpsHealthChecks.ReadinessTag, cancellationToken).ConfigureAwait(false);
         var platform = await PlatformAsync(history: true, cancellationToken).ConfigureAwait(false);
         var html = StatusPage.Render(new StatusPageInput(view, readiness, cluster, now, platform.History, platform.Uptime, platform.Api,
             platform.Tasks, platform.TenantDays, platform.Visibility, platform.Error));
@@ -223,6 +267,166 @@ public sealed class OpsEndpoints
         }));
     }
 
+    /// <summary>
+    /// <c>POST /cluster/down?address=akka.tcp://system@host:port[&amp;force=true]</c>: downs a member this
+    /// node sees as unreachable (Akka.Management's <c>PUT /cluster/members/{address}</c> operation
+    /// Down). A reachable member is refused unless forced (make it leave instead); this node itself
+    /// is refused (use <c>/cluster/leave</c>).
+    /// </summary>
+    public Task<OpsResponse> DownAsync(OpsRequest request, CancellationToken cancellationToken)
+    {
+        if (((ExtendedActorSystem)_system).Provider is not IClusterActorRefProvider)
+            return Task.FromResult(OpsResponse.Error(409, "this node is not a cluster member; there is no member to down"));
+        var cluster = Cluster.Get(_system);
+        var members = ClusterView.Of(_system).Members;
+        var known = members.Count == 0 ? "none" : string.Join(", ", members.Select(m => m.Address));
+        if (Parameter(request, "address") is not { } raw)
+            return Task.FromResult(OpsResponse.Error(400, $"give ?address=<member address such as {cluster.SelfAddress}>; members: {known}"));
+        var (address, problem) = ParseAddress(raw);
+        if (address is null)
+            return Task.FromResult(OpsResponse.Error(400, $"'{Shorten(raw)}' is not a member address such as {cluster.SelfAddress}: {problem}"));
+        var member = cluster.State.Members.FirstOrDefault(m => m.Address.Equals(address));
+        if (member is null)
+            return Task.FromResult(OpsResponse.Error(400, $"{address} is not a member of this cluster; members: {known}"));
+        if (member.Address.Equals(cluster.SelfAddress))
+            return Task.FromResult(OpsResponse.Error(400, $"{address} is this node: take it out gracefully with POST /cluster/leave"));
+        var unreachable = cluster.State.Unreachable.Any(m => m.UniqueAddress.Equals(member.UniqueAddress));
+        var force = request.Query.TryGetValue("force", out var f) && (f is "true" or "1");
+        if (!unreachable && !force)
+            return Task.FromResult(OpsResponse.Error(409, $"{address} is reachable ({member.Status.ToString().ToLowerInvariant()}): ask it to leave (POST /cluster/leave on its ops port), or add &force=true to down it anyway"));
+        if (member.Status is MemberStatus.Down or MemberStatus.Removed)
+            return Task.FromResult(OpsResponse.Json(200, new { accepted = "cluster_down", address = address.ToString(), detail = $"{address} is already {member.Status.ToString().ToLowerInvariant()}" }));
+        _log.Warning("ops: down of {0} ({1}, {2}) requested by {3}", address, member.Status, unreachable ? "unreachable" : "reachable, forced", request.Remote);
+        cluster.Down(address);
+        return Task.FromResult(OpsResponse.Json(202, new
+        {
+            accepted = "cluster_down",
+            address = address.ToString(),
+            unreachable,
+            detail = "the member is marked down; the leader removes it and its singletons move to the oldest remaining member",
+        }));
+    }
+
+    /// <summary>An Akka address with protocol, system, host and port; or why not.</summary>
+    public static (Address? Address, string? Problem) ParseAddress(string raw)
+    {
+        try
+        {
+            var address = Address.Parse(raw.Trim());
+            if (string.IsNullOrEmpty(address.Host) || address.Port is null or <= 0)
+                return (null, "it needs a host and a port (protocol://system@host:port)");
+            return (address, null);
+        }
+        catch (Exception e) when (e is UriFormatException or ArgumentException or FormatException)
+        {
+            return (null, "expected protocol://system@host:port");
+        }
+    }
+
+    private static string Shorten(string text) => text.Length > 80 ? text[..80] + "..." : text;
+
+    /// <summary>The JSON body of <c>POST /writes/unblock</c>.</summary>
+    public sealed record UnblockBody(string? Reason, bool Force = false, string? Operator = null);
+
+    /// <summary>
+    /// <c>POST /writes/unblock</c> with body <c>{"reason": "...", "force": false, "operator": "..."}</c>
+    /// (super_admin credential): re-runs the four data-integrity checks; 409 with their evidence while
+    /// one fails and force is false; 200 with the lifted block, and the supervisor records the lift.
+    /// </summary>
+    public async Task<OpsResponse> UnblockWritesAsync(OpsRequest request, CancellationToken cancellationToken)
+    {
+        UnblockBody? body;
+        try
+        {
+            body = string.IsNullOrWhiteSpace(request.Body) ? null : System.Text.Json.JsonSerializer.Deserialize<UnblockBody>(request.Body, HeartbeatJson.Compact);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            return OpsResponse.Error(400, $"the body must be JSON like {{\"reason\": \"...\", \"force\": false}}: {e.Message}");
+        }
+        var reason = body?.Reason?.Trim();
+        if (string.IsNullOrEmpty(reason))
+            return OpsResponse.Error(400, "give a JSON body {\"reason\": \"why the block can be lifted\", \"force\": false}: the reason is recorded in write_blocks and the audit trail");
+        if (_writes.Integrity is not { } integrity)
+            return OpsResponse.Error(503, "this node has no data-integrity settings to re-run the checks with");
+
+        var liftedBy = "super_admin:" + (string.IsNullOrWhiteSpace(body!.Operator) ? "ops@" + request.Remote : body.Operator.Trim());
+        UnblockOutcome outcome;
+        try
+        {
+            outcome = await new WriteUnblock(_platform, integrity).LiftAsync(liftedBy, reason, body.Force, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
+        {
+            return OpsResponse.Error(503, $"the platform database did not answer; the block is unchanged: {OpsText.Describe(e)}");
+        }
+
+        switch (outcome.Result)
+        {
+            case UnblockResult.NothingOpen:
+                return OpsResponse.Json(409, new { error = "no write block is open: nothing to lift", result = "nothing_open" });
+            case UnblockResult.StillFailing:
+                _log.Warning("ops: unblock of write block #{0} refused: {1} still failing (requested by {2})",
+                    outcome.Block!.Id, string.Join(", ", outcome.Failing.Select(c => c.Check)), liftedBy);
+                return OpsResponse.Json(409, new
+                {
+                    error = $"the integrity failure is still present: write block #{outcome.Block.Id} stays. Repair it first, or lift with \"force\": true (the next heartbeat blocks again while it persists)",
+                    result = "still_failing",
+                    writeBlock = new { id = outcome.Block.Id, reason = outcome.Block.Reason, imposedAt = outcome.Block.ImposedAt, imposedBy = outcome.Block.ImposedBy },
+                    failing = outcome.Failing.Select(c => new { check = c.Check, status = c.Status.ToWire(), observed = c.Observed, threshold = c.Threshold, detail = c.Detail }),
+                });
+        }
+
+        // The supervisor records the lift now instead of at its next round.
+        var supervisor = _heartbeat.Supervisor;
+        supervisor?.Tell(ReconcileWriteBlock.Instance, ActorRefs.Nobody);
+        _log.Warning("ops: write block #{0} lifted by {1} from {2}: {3}", outcome.LiftedId!, liftedBy, request.Remote, outcome.LiftReason!);
+        return OpsResponse.Json(200, new
+        {
+            result = "lifted",
+            writeBlock = new
+            {
+                id = outcome.LiftedId,
+                reason = outcome.Block!.Reason,
+                imposedAt = outcome.Block.ImposedAt,
+                liftedBy = outcome.LiftedBy,
+                liftReason = outcome.LiftReason,
+            },
+            forced = outcome.Failing.Count > 0,
+            stillFailing = outcome.Failing.Select(c => c.Check),
+            supervisor = supervisor is null
+                ? "no heartbeat supervisor is registered on this node: it notices the lift at its next round"
+                : "told: the heartbeat supervisor records the lift now",
+        });
+    }
+
+    /// <summary>
+    /// The super_admin routes: <c>Authorization: Bearer &lt;super_admin token&gt;</c>, checked against
+    /// <c>clawkeeper.security.super-admin-token-sha256</c> in constant time (the ops token does not
+    /// suffice). A refusal is logged and recorded as an <c>unauthorized_access</c> security event.
+    /// </summary>
+    private Func<OpsRequest, CancellationToken, Task<OpsResponse>> SuperAdmin(bool readOnly, Func<OpsRequest, CancellationToken, Task<OpsResponse>> handler) =>
+        async (request, cancellationToken) =>
+        {
+            var (token, problem) = OpsAuthorization.BearerToken(request.Authorization);
+            var refusal = !_writes.Security.SuperAdminConfigured
+                ? ClawKeeper.Host.Cli.SuperAdminCredential.Refusal(_writes.Security, token)
+                : token is null ? problem : ClawKeeper.Host.Cli.SuperAdminCredential.Refusal(_writes.Security, token);
+            if (refusal is not null)
+            {
+                // The presented token is never logged, only why it was refused.
+                _log.Warning("ops: refused {0} {1} from {2}: {3}", request.Method, request.Path, request.Remote, refusal);
+                await WriteUnblock.RecordRefusedAttemptAsync(_platform, "ops:" + request.Path.Trim('/').Replace('/', '-'), refusal, "ops@" + request.Remote, cancellationToken).ConfigureAwait(false);
+                return OpsResponse.Error(401, $"the super_admin credential is required (Authorization: Bearer <super_admin token>; the ops token does not suffice): {refusal}") with
+                {
+                    Headers = new Dictionary<string, string> { ["WWW-Authenticate"] = "Bearer realm=\"clawkeeper-super-admin\"" },
+                };
+            }
+            if (readOnly)
+                return OpsResponse.Error(403, "the management endpoint is read-only (akka.management.http.route-providers-read-only = on)");
+            return await handler(request, cancellationToken).ConfigureAwait(false);
+        };
+
     private Func<OpsRequest, CancellationToken, Task<OpsResponse>> Mutating(bool readOnly, Func<OpsRequest, CancellationToken, Task<OpsResponse>> handler) =>
         (request, cancellationToken) =>
         {
@@ -239,13 +443,6 @@ public sealed class OpsEndpoints
                 return Task.FromResult(OpsResponse.Error(403, "the management endpoint is read-only (akka.management.http.route-providers-read-only = on)"));
             return handler(request, cancellationToken);
         };
-
-    private async Task<Readiness> ReadinessAsync(CancellationToken cancellationToken)
-    {
-        var cluster = ClusterView.Of(_system);
-        var supervisor = await _heartbeat.StateAsync(cancellationToken).ConfigureAwait(false);
-        return Readiness.Evaluate(cluster, supervisor, DateTimeOffset.UtcNow, _settings.HeartbeatFreshWithin);
-    }
 
     private sealed record PlatformFigures(
         IReadOnlyList<HistoryPoint>? History,

@@ -14,7 +14,8 @@ public sealed record OpsRequest(
     string Path,
     IReadOnlyDictionary<string, string?> Query,
     string? Authorization,
-    string Remote);
+    string Remote,
+    string? Body = null);
 
 /// <summary>What a route answers.</summary>
 public sealed record OpsResponse(int Status, string ContentType, string Body, IReadOnlyDictionary<string, string>? Headers = null)
@@ -59,7 +60,9 @@ internal sealed class OpsRoute : HttpModuleBase
         {
             try
             {
-                response = await _handler(ToOpsRequest(request), request.TimeoutCancellationToken).ConfigureAwait(false);
+                response = await ToOpsRequestAsync(request).ConfigureAwait(false) is { } opsRequest
+                    ? await _handler(opsRequest, request.TimeoutCancellationToken).ConfigureAwait(false)
+                    : OpsResponse.Error(413, $"the request body is larger than {MaxBodyBytes} bytes");
             }
             catch (Exception e)
             {
@@ -72,13 +75,31 @@ internal sealed class OpsRoute : HttpModuleBase
         return true;
     }
 
-    private static OpsRequest ToOpsRequest(IHttpRequest request)
+    /// <summary>The largest request body a route reads (the POST bodies are small JSON documents).</summary>
+    public const int MaxBodyBytes = 16 * 1024;
+
+    /// <summary>Null when the body is larger than <see cref="MaxBodyBytes"/>.</summary>
+    private static async Task<OpsRequest?> ToOpsRequestAsync(IHttpRequest request)
     {
         var query = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         foreach (var pair in request.QueryString) query[pair.Key] = pair.Value;
         request.Headers.TryGetValue("Authorization", out var authorization);
+        string? body = null;
+        if (request.ContentLength > MaxBodyBytes) return null;
+        if (request.ContentLength > 0 && request.Body is { } stream)
+        {
+            var buffer = new byte[request.ContentLength];
+            var read = 0;
+            while (read < buffer.Length)
+            {
+                var n = await stream.ReadAsync(buffer.AsMemory(read), request.TimeoutCancellationToken).ConfigureAwait(false);
+                if (n == 0) break;
+                read += n;
+            }
+            body = System.Text.Encoding.UTF8.GetString(buffer, 0, read);
+        }
         return new OpsRequest(request.Method.ToUpperInvariant(), request.Path, query, authorization,
-            request.RemoteEndPoint?.ToString() ?? "unknown");
+            request.RemoteEndPoint?.ToString() ?? "unknown", body);
     }
 
     private static async Task WriteAsync(IHttpResponse target, OpsResponse response)
@@ -96,11 +117,15 @@ internal sealed class OpsRoute : HttpModuleBase
 /// <summary>What <see cref="OpsRouteProvider"/> needs; carried into the ActorSystem as a <see cref="Akka.Actor.Setup.Setup"/>.</summary>
 public sealed class OpsSetup : Akka.Actor.Setup.Setup
 {
-    public OpsSetup(OpsSettings settings, Npgsql.NpgsqlDataSource platform)
+    public OpsSetup(OpsSettings settings, Npgsql.NpgsqlDataSource platform, OpsWriteSettings? writes = null)
     {
         Settings = settings;
         Platform = platform;
+        Writes = writes ?? OpsWriteSettings.Disabled;
     }
+
+    /// <summary>What <c>POST /writes/unblock</c> needs: the super_admin credential's hash and the integrity checks' settings.</summary>
+    public OpsWriteSettings Writes { get; }
 
     /// <summary>The settings with the port actually used (a free one when configured as 0).</summary>
     public OpsSettings Settings { get; }
@@ -108,4 +133,14 @@ public sealed class OpsSetup : Akka.Actor.Setup.Setup
     public Npgsql.NpgsqlDataSource Platform { get; }
 
     public Uri BaseUri => new($"http://{(IPAddress.TryParse(Settings.Hostname, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{Settings.Hostname}]" : Settings.Hostname)}:{Settings.Port}/");
+}
+
+/// <summary>
+/// What <c>POST /writes/unblock</c> needs from the node's settings: the super_admin credential
+/// (<c>clawkeeper.security.super-admin-token-sha256</c>) and the data-integrity checks it re-runs.
+/// </summary>
+public sealed record OpsWriteSettings(ClawKeeper.Actors.Settings.SecuritySettings Security, ClawKeeper.Actors.Settings.DataIntegritySettings? Integrity)
+{
+    /// <summary>No credential configured: the route refuses every attempt (401).</summary>
+    public static readonly OpsWriteSettings Disabled = new(new ClawKeeper.Actors.Settings.SecuritySettings(""), null);
 }

@@ -41,9 +41,11 @@ public sealed record OpsSettings(
             # 0 = a free port chosen at start (tests).
             port = 8558
             # Lower-hex SHA-256 of the ops bearer token (printf %s "$TOKEN" | sha256sum).
-            # Empty = POST /heartbeat/run and POST /cluster/leave are refused (401).
+            # Empty = every POST route is refused (401). POST /writes/unblock takes the super_admin
+            # token instead (clawkeeper.security.super-admin-token-sha256).
             token-sha256 = ""
-            # How long a route waits for the heartbeat supervisor (the cluster singleton).
+            # How long a route waits for the heartbeat supervisor (the cluster singleton); also the
+            # limit of each readiness probe of /health/ready.
             ask-timeout = 3s
           }
         }

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Hosting;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using ClawKeeper.Actors.Heartbeat;
 
 namespace ClawKeeper.Host.Ops;
@@ -39,44 +40,44 @@ public sealed record ClusterView(bool Clustered, string? SelfAddress, string? Se
     };
 }
 
-/// <summary>One condition of <c>/health/ready</c>.</summary>
-public sealed record ReadinessCondition(string Condition, bool Ok, string Detail);
+/// <summary>One probe of <c>/health/live</c> or <c>/health/ready</c>: its health-check name, outcome, description and duration.</summary>
+public sealed record ReadinessCondition(string Condition, bool Ok, string Detail, string Status = "healthy", double DurationMs = 0, IReadOnlyList<string>? Tags = null);
 
-/// <summary>The answer of <c>/health/ready</c>.</summary>
-public sealed record Readiness(bool Ready, DateTimeOffset CheckedAt, IReadOnlyList<ReadinessCondition> Conditions)
+/// <summary>The answer of <c>/health/live</c> or <c>/health/ready</c>: the health checks of one tag as run by <see cref="HealthCheckService"/>.</summary>
+public sealed record Readiness(bool Ready, DateTimeOffset CheckedAt, IReadOnlyList<ReadinessCondition> Conditions, double TotalDurationMs = 0)
 {
+    /// <summary>Probes in this order first (the order of the conditions a person reads), then the others by name.</summary>
+    private static readonly string[] Order =
+    [
+        "akka.actorsystem", "akka.cluster.join", OpsHealthChecks.ClusterMemberUp, OpsHealthChecks.JournalReachable,
+        OpsHealthChecks.SupervisorRecovered, OpsHealthChecks.HeartbeatRecent,
+    ];
+
     public IReadOnlyList<string> Failing => Conditions.Where(c => !c.Ok).Select(c => c.Condition).ToList();
 
     /// <summary>
-    /// Pure. Ready = a cluster member that is Up (when clustered), the heartbeat supervisor answered
-    /// (it answers only once it recovered from the journal) and a heartbeat completed within
-    /// <paramref name="freshWithin"/> (two intervals).
+    /// Pure. Ready (or live) when no probe is unhealthy (a degraded probe is shown, not fatal: the
+    /// mapping of ASP.NET Core's health endpoints) and at least one probe ran.
     /// </summary>
-    public static Readiness Evaluate(ClusterView cluster, SupervisorAnswer supervisor, DateTimeOffset now, TimeSpan freshWithin)
+    public static Readiness From(HealthReport report, DateTimeOffset checkedAt)
     {
-        var conditions = new List<ReadinessCondition>
-        {
-            !cluster.Clustered
-                ? new ReadinessCondition("cluster_member_up", true, "not clustered (this ActorSystem has no cluster provider): condition not applicable")
-                : cluster.SelfStatus == "up"
-                    ? new ReadinessCondition("cluster_member_up", true, $"{cluster.SelfAddress} is up")
-                    : new ReadinessCondition("cluster_member_up", false, $"{cluster.SelfAddress} is {cluster.SelfStatus}, not up"),
-            supervisor.Answered
-                ? new ReadinessCondition("heartbeat_supervisor_recovered", true, "the heartbeat supervisor answered (its state is recovered from the journal)")
-                : new ReadinessCondition("heartbeat_supervisor_recovered", false, supervisor.Error ?? "the heartbeat supervisor did not answer"),
-        };
-
-        var completed = supervisor.State?.LastCompletedAt;
-        conditions.Add(supervisor.State is null
-            ? new ReadinessCondition("heartbeat_recent", false, "unknown: the heartbeat supervisor did not answer")
-            : completed is not { } at
-                ? new ReadinessCondition("heartbeat_recent", false, "no heartbeat has completed yet")
-                : now - at <= freshWithin
-                    ? new ReadinessCondition("heartbeat_recent", true, $"{supervisor.State.Latest!.Id} completed {Age(now - at)} ago (limit {Age(freshWithin)}: two heartbeat intervals)")
-                    : new ReadinessCondition("heartbeat_recent", false, $"the last heartbeat ({supervisor.State.Latest!.Id}) completed {Age(now - at)} ago, more than {Age(freshWithin)} (two heartbeat intervals)"));
-
-        return new Readiness(conditions.All(c => c.Ok), now, conditions);
+        var conditions = report.Entries
+            .OrderBy(e => Array.IndexOf(Order, e.Key) is var i and >= 0 ? i : Order.Length)
+            .ThenBy(e => e.Key, StringComparer.Ordinal)
+            .Select(e => new ReadinessCondition(
+                e.Key,
+                e.Value.Status != HealthStatus.Unhealthy,
+                e.Value.Description ?? (e.Value.Exception is { } ex ? OpsText.Describe(ex) : ""),
+                e.Value.Status.ToString().ToLowerInvariant(),
+                Math.Round(e.Value.Duration.TotalMilliseconds, 1),
+                e.Value.Tags.OrderBy(t => t, StringComparer.Ordinal).ToList()))
+            .ToList();
+        return new Readiness(conditions.Count > 0 && conditions.All(c => c.Ok), checkedAt, conditions, Math.Round(report.TotalDuration.TotalMilliseconds, 1));
     }
+
+    /// <summary>Not ready for a reason outside the probes (no health-check service, nothing registered under the tag).</summary>
+    public static Readiness Unavailable(string condition, string detail, DateTimeOffset checkedAt) =>
+        new(false, checkedAt, [new ReadinessCondition(condition, false, detail, "unhealthy")]);
 
     internal static string Age(TimeSpan span)
     {

@@ -34,8 +34,7 @@ public class HeartbeatIntegritySpec : Akka.TestKit.Xunit2.TestKit
     private static ClawKeeperSettings Settings(string database)
     {
         _providers ??= LoopbackHttpServer.StartAsync().GetAwaiter().GetResult();
-        var providers = string.Join("\n", new[] { "plaid", "stripe", "quickbooks", "xero" }.Select(p =>
-            $"clawkeeper.integrations.{p} {{ base-url = \"{new Uri(_providers.BaseAddress, p + "/")}\", health-path = \"health\" }}"));
+        var providers = ProviderStandIns.Hocon(_providers.BaseAddress);
         return ClawKeeperSettings.FromConfig(
             ConfigurationFactory.ParseString($"clawkeeper.platform-db.connection-string = {JsonSerializer.Serialize(database)}\n{providers}")
                 .WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(RepositoryFiles.Path("hocon", "clawkeeper.conf")))));

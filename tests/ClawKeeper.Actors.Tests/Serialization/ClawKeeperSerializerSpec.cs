@@ -60,6 +60,7 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
         new object[] { RunHeartbeatNow.Instance },
         new object[] { new HeartbeatCompleted(Report) },
         new object[] { GetHeartbeatState.Instance },
+        new object[] { ReconcileWriteBlock.Instance },
     };
 
     [Theory]

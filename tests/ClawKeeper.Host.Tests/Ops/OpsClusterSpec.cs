@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text.Json;
+using Akka.Actor;
 using Akka.Cluster;
+using Akka.Configuration;
 using ClawKeeper.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -59,6 +61,93 @@ public class OpsClusterSpec
         finally
         {
             Environment.ExitCode = 0;
+        }
+    }
+}
+
+/// <summary><c>POST /cluster/down</c> on a real cluster of two ActorSystems, one of which dies without leaving.</summary>
+public class OpsClusterDownSpec
+{
+    private static async Task<string> TextAsync(HttpResponseMessage response) => await response.Content.ReadAsStringAsync();
+
+    [Fact]
+    public async Task Down_validates_the_address_needs_the_token_refuses_a_reachable_member_and_downs_an_unreachable_one()
+    {
+        var state = OpsSamples.StateWith(OpsSamples.Report(DateTimeOffset.UtcNow, failing: false));
+        // The split-brain resolver must not act first (two nodes, one gone: it would down a side after stable-after).
+        await using var host = await OpsTestHost.StartAsync(await TestDatabases.CreateSeededAsync(), state, clustered: true,
+            extraHocon: "akka.cluster.split-brain-resolver.stable-after = 120s");
+        var cluster = Cluster.Get(host.System);
+        Assert.True(await OpsTestHost.EventuallyAsync(() => cluster.SelfMember.Status == MemberStatus.Up, TimeSpan.FromSeconds(20)), "the node joins itself");
+
+        // A second member that will die without leaving (no coordinated shutdown, no leave).
+        var second = ActorSystem.Create(host.System.Name, ConfigurationFactory.ParseString($$"""
+            akka.loglevel = WARNING
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+            akka.remote.dot-netty.tcp.port = 0
+            akka.cluster.roles = [clawkeeper]
+            akka.cluster.seed-nodes = ["{{cluster.SelfAddress}}"]
+            akka.coordinated-shutdown.run-by-actor-system-terminate = off
+            akka.cluster.run-coordinated-shutdown-when-down = off
+            """));
+        try
+        {
+            var secondAddress = Cluster.Get(second).SelfAddress;
+            Assert.True(await OpsTestHost.EventuallyAsync(() => cluster.State.Members.Count(m => m.Status == MemberStatus.Up) == 2, TimeSpan.FromSeconds(30)),
+                "the second member is up: " + string.Join(", ", cluster.State.Members));
+            var down = $"/cluster/down?address={Uri.EscapeDataString(secondAddress.ToString())}";
+
+            using (var missing = await host.PostAsync("/cluster/down", OpsTestHost.Token))
+            {
+                Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+                Assert.Contains(secondAddress.ToString(), await TextAsync(missing)); // the members are listed
+            }
+            using (var malformed = await host.PostAsync("/cluster/down?address=not-an-address", OpsTestHost.Token))
+            {
+                Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+                Assert.Contains("is not a member address such as", await TextAsync(malformed));
+            }
+            using (var unknown = await host.PostAsync($"/cluster/down?address={Uri.EscapeDataString($"akka.tcp://{host.System.Name}@127.0.0.1:1")}", OpsTestHost.Token))
+            {
+                Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+                Assert.Contains("is not a member of this cluster", await TextAsync(unknown));
+            }
+            using (var self = await host.PostAsync($"/cluster/down?address={Uri.EscapeDataString(cluster.SelfAddress.ToString())}", OpsTestHost.Token))
+            {
+                Assert.Equal(HttpStatusCode.BadRequest, self.StatusCode);
+                Assert.Contains("/cluster/leave", await TextAsync(self));
+            }
+            using (var refused = await host.PostAsync(down, "not-the-token"))
+                Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            using (var reachable = await host.PostAsync(down, OpsTestHost.Token))
+            {
+                Assert.Equal(HttpStatusCode.Conflict, reachable.StatusCode);
+                Assert.Contains("is reachable", await TextAsync(reachable));
+            }
+            await Task.Delay(500);
+            Assert.Equal(2, cluster.State.Members.Count(m => m.Status == MemberStatus.Up));
+            Assert.Contains(host.Warnings, w => w.Contains("ops: refused POST /cluster/down"));
+
+            // The second member dies without a word: unreachable, then downed through the ops surface.
+            await second.Terminate();
+            Assert.True(await OpsTestHost.EventuallyAsync(() => cluster.State.Unreachable.Any(m => m.Address.Equals(secondAddress)), TimeSpan.FromSeconds(40)),
+                "the dead member becomes unreachable");
+            using (var accepted = await host.PostAsync(down, OpsTestHost.Token))
+            {
+                var text = await TextAsync(accepted);
+                Assert.True(accepted.StatusCode == HttpStatusCode.Accepted, text);
+                Assert.Contains(secondAddress.ToString(), text);
+            }
+            Assert.True(await OpsTestHost.EventuallyAsync(() => cluster.State.Members.All(m => !m.Address.Equals(secondAddress)), TimeSpan.FromSeconds(40)),
+                "the downed member is removed: " + string.Join(", ", cluster.State.Members));
+            Assert.Equal(MemberStatus.Up, cluster.SelfMember.Status);
+            using var members = await host.Http.GetAsync("/cluster/members");
+            Assert.DoesNotContain(secondAddress.ToString(), await TextAsync(members));
+        }
+        finally
+        {
+            await second.Terminate();
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using ClawKeeper.Actors.Heartbeat;
 using ClawKeeper.Host.Ops;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Xunit;
 
 namespace ClawKeeper.Host.Tests.Ops;
@@ -76,21 +77,50 @@ public class OpsDegradedSpec
     }
 
     [Fact]
-    public void Readiness_before_any_heartbeat_and_with_a_stale_one_names_the_failing_condition()
+    public void Readiness_probes_before_any_heartbeat_with_a_stale_one_and_while_joining_say_why()
     {
         var now = DateTimeOffset.UtcNow;
         var fresh = TimeSpan.FromMinutes(10);
-        var none = Readiness.Evaluate(ClusterView.NotClustered, new SupervisorAnswer(HeartbeatState.Empty, null), now, fresh);
-        Assert.False(none.Ready);
-        Assert.Equal(new[] { "heartbeat_recent" }, none.Failing);
+        var none = HeartbeatRecentCheck.Evaluate(new SupervisorAnswer(HeartbeatState.Empty, null), now, fresh);
+        Assert.Equal(HealthStatus.Unhealthy, none.Status);
+        Assert.Equal("no heartbeat has completed yet", none.Description);
+        Assert.Equal(HealthStatus.Healthy, HeartbeatSupervisorCheck.Evaluate(new SupervisorAnswer(HeartbeatState.Empty, null)).Status);
 
         var state = OpsSamples.StateWith(OpsSamples.Report(now - TimeSpan.FromMinutes(9), failing: false));
-        Assert.True(Readiness.Evaluate(ClusterView.NotClustered, new SupervisorAnswer(state, null), now, fresh).Ready);
-        Assert.Equal(new[] { "heartbeat_recent" }, Readiness.Evaluate(ClusterView.NotClustered, new SupervisorAnswer(state, null), now + TimeSpan.FromMinutes(2), fresh).Failing);
+        Assert.Equal(HealthStatus.Healthy, HeartbeatRecentCheck.Evaluate(new SupervisorAnswer(state, null), now, fresh).Status);
+        var stale = HeartbeatRecentCheck.Evaluate(new SupervisorAnswer(state, null), now + TimeSpan.FromMinutes(2), fresh);
+        Assert.Equal(HealthStatus.Unhealthy, stale.Status);
+        Assert.Contains("11m ago, more than 10m", stale.Description);
 
-        var joining = new ClusterView(true, "akka.tcp://clawkeeper@10.0.0.5:4053", "joining", Array.Empty<MemberView>());
-        var silent = Readiness.Evaluate(joining, new SupervisorAnswer(null, "did not answer"), now, fresh);
-        Assert.Equal(new[] { "cluster_member_up", "heartbeat_supervisor_recovered", "heartbeat_recent" }, silent.Failing);
-        Assert.Contains("is joining, not up", silent.Conditions[0].Detail);
+        var silent = new SupervisorAnswer(null, "did not answer");
+        Assert.Equal("did not answer", HeartbeatSupervisorCheck.Evaluate(silent).Description);
+        Assert.Equal(HealthStatus.Unhealthy, HeartbeatRecentCheck.Evaluate(silent, now, fresh).Status);
+
+        var joining = ClusterMemberUpCheck.Evaluate(new ClusterView(true, "akka.tcp://clawkeeper@10.0.0.5:4053", "joining", Array.Empty<MemberView>()));
+        Assert.Equal(HealthStatus.Unhealthy, joining.Status);
+        Assert.Contains("is joining, not up", joining.Description);
+        Assert.Equal(HealthStatus.Healthy, ClusterMemberUpCheck.Evaluate(ClusterView.NotClustered).Status);
+    }
+
+    [Fact]
+    public void A_health_report_becomes_ready_only_without_an_unhealthy_probe_and_lists_each_in_a_fixed_order()
+    {
+        var checkedAt = DateTimeOffset.UtcNow;
+        HealthReport Report(params (string Name, HealthStatus Status)[] entries) => new(
+            entries.ToDictionary(e => e.Name, e => new HealthReportEntry(e.Status, $"{e.Name} says {e.Status}", TimeSpan.FromMilliseconds(12.34), null, null, ["ready"])),
+            TimeSpan.FromMilliseconds(20));
+
+        var ok = Readiness.From(Report(("heartbeat_recent", HealthStatus.Healthy), ("journal_reachable", HealthStatus.Degraded), ("akka.cluster.join", HealthStatus.Healthy)), checkedAt);
+        Assert.True(ok.Ready);
+        Assert.Equal(new[] { "akka.cluster.join", "journal_reachable", "heartbeat_recent" }, ok.Conditions.Select(c => c.Condition));
+        Assert.Equal("degraded", ok.Conditions[1].Status);
+        Assert.Equal(12.3, ok.Conditions[0].DurationMs);
+
+        var down = Readiness.From(Report(("journal_reachable", HealthStatus.Unhealthy), ("heartbeat_recent", HealthStatus.Healthy)), checkedAt);
+        Assert.False(down.Ready);
+        Assert.Equal(new[] { "journal_reachable" }, down.Failing);
+        Assert.Equal("journal_reachable says Unhealthy", down.Conditions[0].Detail);
+
+        Assert.False(Readiness.From(Report(), checkedAt).Ready);
     }
 }

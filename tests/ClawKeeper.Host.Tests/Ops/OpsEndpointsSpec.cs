@@ -354,6 +354,47 @@ public class OpsEndpointsSpec
         await Task.Delay(200);
         Assert.Empty(host.Control.Runs);
     }
+
+    /// <summary>Every POST route of the ops surface, with arguments it would accept.</summary>
+    public static IEnumerable<object[]> MutatingRoutes() =>
+    [
+        ["/heartbeat/run"],
+        ["/cluster/leave"],
+        ["/cluster/down?address=akka.tcp%3A%2F%2Fops-spec%40127.0.0.1%3A4053"],
+        ["/alerts/ack?incident=check%3Atask_queue%2Ferror_rate&reason=known"],
+        ["/alerts/silence?target=task_queue&for=600&reason=maintenance"],
+        ["/writes/unblock"],
+    ];
+
+    [Theory]
+    [MemberData(nameof(MutatingRoutes))]
+    public async Task Every_mutating_route_without_a_valid_token_is_401_changes_nothing_and_is_logged_without_the_token(string route)
+    {
+        var database = await TestDatabases.CreateSeededAsync();
+        await Sql.ExecuteAsync(database, "select impose_write_block('financial_totals_balance: test imbalance', 'clawkeeper-heartbeat')");
+        await using var host = await OpsTestHost.StartAsync(database);
+        const string guess = "guess-0123456789";
+        var path = route.Split('?')[0];
+
+        foreach (var bearer in new[] { null, guess })
+        {
+            using var refused = await host.PostAsync(route, bearer, "{\"reason\": \"guess\", \"force\": true}");
+            var body = await refused.Content.ReadAsStringAsync();
+            Assert.True(refused.StatusCode == HttpStatusCode.Unauthorized, body);
+            Assert.Equal("Bearer", refused.Headers.WwwAuthenticate.Single().Scheme);
+            Assert.DoesNotContain(guess, body);
+        }
+
+        Assert.True(await OpsTestHost.EventuallyAsync(() => host.Warnings.Count(w => w.Contains($"ops: refused POST {path} ")) >= 2),
+            "each refused attempt is logged: " + string.Join(" | ", host.Warnings));
+        Assert.DoesNotContain(host.Warnings, w => w.Contains(guess));
+        await Task.Delay(200);
+        Assert.Empty(host.Control.Runs);
+        Assert.Equal(0, Volatile.Read(ref host.Control.Reconciles));
+        Assert.False(host.System.WhenTerminated.IsCompleted);
+        Assert.Equal(0L, await Sql.ScalarAsync<long>(database, "select count(*) from alert_controls"));
+        Assert.Equal(1L, await Sql.ScalarAsync<long>(database, "select count(*) from write_blocks where lifted_at is null"));
+    }
 }
 
 /// <summary>Parses Prometheus text exposition: every sample line must be <c>name{labels} value</c>.</summary>

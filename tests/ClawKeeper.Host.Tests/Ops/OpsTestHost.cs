@@ -33,6 +33,9 @@ public sealed class StandInControl
     public volatile bool Answers = true;
 
     public ConcurrentQueue<RunHeartbeatNow> Runs { get; } = new();
+
+    /// <summary>How often the supervisor was told to reconcile its write block (after an ops unblock).</summary>
+    public int Reconciles;
 }
 
 /// <summary>Stands in for the heartbeat supervisor under <see cref="HeartbeatSupervisorKey"/>.</summary>
@@ -45,6 +48,7 @@ public sealed class StandInSupervisor : ReceiveActor
             if (control.Answers) Sender.Tell(control.State);
         });
         Receive<RunHeartbeatNow>(run => control.Runs.Enqueue(run));
+        Receive<ReconcileWriteBlock>(_ => Interlocked.Increment(ref control.Reconciles));
     }
 }
 
@@ -63,6 +67,8 @@ public sealed class OpsTestHost : IAsyncDisposable
 {
     public const string Token = "ops-token-correct-horse";
     public static readonly string TokenSha256 = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Token)));
+    public const string SuperAdminToken = "super-admin-token-battery-staple";
+    public static readonly string SuperAdminTokenSha256 = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(SuperAdminToken)));
 
     private OpsTestHost(IHost host, StandInControl control, NpgsqlDataSource platform, string database, ConcurrentQueue<string> warnings)
     {
@@ -92,7 +98,11 @@ public sealed class OpsTestHost : IAsyncDisposable
         bool clustered = false,
         TimeSpan? heartbeatInterval = null,
         TimeSpan? askTimeout = null,
-        bool answers = true)
+        bool answers = true,
+        JournalSettings? journal = null,
+        OpsWriteSettings? writes = null,
+        ClawKeeperSettings? realSupervisor = null,
+        string? extraHocon = null)
     {
         var control = new StandInControl { State = state ?? HeartbeatState.Empty, Answers = answers };
         var warnings = new ConcurrentQueue<string>();
@@ -105,27 +115,53 @@ public sealed class OpsTestHost : IAsyncDisposable
             AskTimeout = askTimeout ?? TimeSpan.FromSeconds(3),
         };
 
+        // The journal probe needs a journal: by default the test's own (reachable) PostgreSQL database.
+        var journalSettings = journal ?? new JournalSettings(database, "");
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddHealthChecks();
         builder.Services.AddAkka("ops-spec", (akka, _) =>
         {
             akka.AddHocon("akka.loglevel = INFO\nakka.stdout-loglevel = WARNING", HoconAddMode.Prepend);
+            if (extraHocon is not null)
+                akka.AddHocon(extraHocon, HoconAddMode.Prepend);
             if (clustered)
                 akka.WithClawKeeperCluster(new NodeSettings("127.0.0.1", 0, Array.Empty<string>()));
-            akka.WithClawKeeperOps(settings, platform)
-                .WithActors((system, registry) =>
-                {
-                    system.EventStream.Subscribe(system.ActorOf(Props.Create(() => new WarningCollector(warnings)), "warnings"), typeof(Warning));
-                    registry.Register<HeartbeatSupervisorKey>(system.ActorOf(Props.Create(() => new StandInSupervisor(control)), "heartbeat"));
-                });
+            if (journal is not null)
+                akka.WithClawKeeperPersistence(journal);
+            akka.WithClawKeeperOps(settings, platform, writes ?? new OpsWriteSettings(new SecuritySettings(SuperAdminTokenSha256), null))
+                .WithClawKeeperHealthChecks(settings, journalSettings, clustered)
+                .WithActors((system, _) =>
+                    system.EventStream.Subscribe(system.ActorOf(Props.Create(() => new WarningCollector(warnings)), "warnings"), typeof(Warning)));
+            if (realSupervisor is not null)
+            {
+                // The real heartbeat (as `check --once` hosts it) on the in-memory journal.
+                akka.AddHocon("""
+                    akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+                    akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+                    """, HoconAddMode.Prepend);
+                akka.WithClawKeeperSerialization()
+                    .WithHeartbeatActor(system => HeartbeatComponents.SupervisorOptions(
+                        system, realSupervisor, platform, SharedHttp, "ops-spec-heartbeat", scheduled: false, dryRun: false));
+            }
+            else
+            {
+                akka.WithActors((system, registry) =>
+                    registry.Register<HeartbeatSupervisorKey>(system.ActorOf(Props.Create(() => new StandInSupervisor(control)), "heartbeat")));
+            }
         });
         var host = builder.Build();
         await host.StartAsync();
         return new OpsTestHost(host, control, platform, database, warnings);
     }
 
-    public async Task<HttpResponseMessage> PostAsync(string path, string? bearer)
+    private static readonly HttpClient SharedHttp = new();
+
+    public async Task<HttpResponseMessage> PostAsync(string path, string? bearer, string? json = null)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new ByteArrayContent(Array.Empty<byte>()) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, path)
+        {
+            Content = json is null ? new ByteArrayContent(Array.Empty<byte>()) : new StringContent(json, Encoding.UTF8, "application/json"),
+        };
         if (bearer is not null) request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + bearer);
         return await Http.SendAsync(request);
     }

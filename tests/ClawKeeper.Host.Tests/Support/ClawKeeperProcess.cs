@@ -69,8 +69,7 @@ public static class ClawKeeperProcess
     public static string ProvidersConfig(Uri standIn)
     {
         var file = Path.Combine(Directory.CreateTempSubdirectory("clawkeeper-config-").FullName, "providers.conf");
-        File.WriteAllText(file, string.Join("\n", new[] { "plaid", "stripe", "quickbooks", "xero" }.Select(p =>
-            $"clawkeeper.integrations.{p} {{ base-url = \"{new Uri(standIn, p + "/")}\", health-path = \"health\" }}")));
+        File.WriteAllText(file, ClawKeeper.Testing.ProviderStandIns.Hocon(standIn));
         return file;
     }
 }

@@ -1,0 +1,98 @@
+using ClawKeeper.Actors.Checks;
+using ClawKeeper.Actors.Hosting;
+using ClawKeeper.Actors.Settings;
+using ClawKeeper.Platform.WriteBlocks;
+using Npgsql;
+
+namespace ClawKeeper.Host.Ops;
+
+/// <summary>What lifting a write block came to.</summary>
+public enum UnblockResult
+{
+    /// <summary>The block was lifted (audited by <c>lift_write_block</c>).</summary>
+    Lifted,
+
+    /// <summary>No block was open (or another super_admin lifted it first).</summary>
+    NothingOpen,
+
+    /// <summary>A data-integrity check still fails (or could not be evaluated) and the lift was not forced: the block stays.</summary>
+    StillFailing,
+}
+
+/// <param name="Block">The open block as found before lifting (null when none was open).</param>
+/// <param name="Failing">The data-integrity checks that failed or errored when re-run (empty when all passed).</param>
+/// <param name="LiftReason">The reason recorded, with the forced checks named when the lift was forced.</param>
+public sealed record UnblockOutcome(UnblockResult Result, WriteBlockRow? Block, IReadOnlyList<CheckResult> Failing, long? LiftedId, string? LiftedBy, string? LiftReason);
+
+/// <summary>
+/// Lifting the write block, the one implementation behind <c>clawkeeper writes unblock</c> and
+/// <c>POST /writes/unblock</c> (the caller has already checked the super_admin credential): the
+/// four data-integrity checks are re-run in full; while one fails or cannot be evaluated the block
+/// stays unless forced (the forced checks are named in the recorded reason); the lift is written
+/// and audited by the database (<c>lift_write_block</c>: <c>lifted_by</c>, <c>lift_reason</c>, the
+/// system tenant's audit chain).
+/// </summary>
+public sealed class WriteUnblock
+{
+    private readonly NpgsqlDataSource _platform;
+    private readonly DataIntegritySettings _integrity;
+
+    public WriteUnblock(NpgsqlDataSource platform, DataIntegritySettings integrity)
+    {
+        _platform = platform;
+        _integrity = integrity;
+    }
+
+    public async Task<UnblockOutcome> LiftAsync(string liftedBy, string reason, bool force, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(liftedBy);
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        var store = new WriteBlockStore(_platform);
+        var current = await store.StatusAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (current.Open is not { } open)
+            return new UnblockOutcome(UnblockResult.NothingOpen, null, Array.Empty<CheckResult>(), null, null, null);
+
+        // The block stays while the failure that caused it is still there (or cannot be ruled out).
+        var context = new CheckContext("writes-unblock", DateTimeOffset.UtcNow, null, null, FullVerification: true);
+        var results = await CheckRunner.RunAllAsync(HeartbeatComponents.DataIntegrity(_platform, _integrity), context, cancellationToken).ConfigureAwait(false);
+        var failing = results.Where(r => r.Status is CheckStatus.Fail or CheckStatus.Error).ToList();
+        if (failing.Count > 0 && !force)
+            return new UnblockOutcome(UnblockResult.StillFailing, open, failing, null, null, null);
+
+        var liftReason = failing.Count > 0 ? $"[forced while failing: {string.Join(", ", failing.Select(f => f.Check))}] {reason.Trim()}" : reason.Trim();
+        var lifted = await store.LiftAsync(liftedBy, liftReason, cancellationToken).ConfigureAwait(false);
+        return lifted is { } id
+            ? new UnblockOutcome(UnblockResult.Lifted, open, failing, id, liftedBy, liftReason)
+            : new UnblockOutcome(UnblockResult.NothingOpen, open, failing, null, null, null);
+    }
+
+    /// <summary>
+    /// Records a refused super_admin attempt as an <c>unauthorized_access</c> security event (the
+    /// heartbeat's <c>unauthorized_access_attempts</c> check reports it). Never the presented
+    /// credential. Best effort: the refusal stands when the database is down.
+    /// </summary>
+    public static async Task RecordRefusedAttemptAsync(NpgsqlDataSource platform, string source, string refusal, string who, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await platform.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using (var context = new NpgsqlCommand("select set_config('app.tenant_id', 'system', true)", connection, transaction))
+                await context.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await using (var insert = new NpgsqlCommand(
+                "insert into security_events (tenant_id, kind, source, detail) values ('system', 'unauthorized_access', @source, jsonb_build_object('refusal', @refusal, 'by', @who))",
+                connection, transaction))
+            {
+                insert.Parameters.AddWithValue("source", source);
+                insert.Parameters.AddWithValue("refusal", refusal);
+                insert.Parameters.AddWithValue("who", who);
+                await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (NpgsqlException)
+        {
+            // The refusal itself stands; recording it is best effort when the database is down.
+        }
+    }
+}
