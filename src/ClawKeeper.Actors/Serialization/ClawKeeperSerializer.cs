@@ -37,6 +37,9 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
         [typeof(RunHeartbeatNow)] = "run-heartbeat-now.v1",
         [typeof(HeartbeatCompleted)] = "heartbeat-completed.v1",
         [typeof(GetHeartbeatState)] = "get-heartbeat-state.v1",
+        [typeof(CheckStatesObserved)] = "check-states-observed.v1",
+        [typeof(Orchestrators.RestartOrchestrators)] = "restart-orchestrators.v1",
+        [typeof(Orchestrators.OrchestratorsRestarted)] = "orchestrators-restarted.v1",
     };
 
     private static readonly IReadOnlyDictionary<string, Type> TypeByManifest = ManifestByType.ToDictionary(kv => kv.Value, kv => kv.Key);
