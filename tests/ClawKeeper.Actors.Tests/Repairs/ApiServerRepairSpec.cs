@@ -64,11 +64,14 @@ public sealed class ApiServerRepairSpec(ITestOutputHelper output) : Akka.TestKit
         Assert.Empty(healthy.Actions);
 
         await api.StopAsync(); // the listener dies
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         var down = await BeatAsync(supervisor);
+        var elapsed = watch.ElapsedMilliseconds;
         var check = down.Groups.Single().Checks.Single();
         Assert.True(check.Status.IsProblem(), check.Status.ToWire());
         Assert.Equal(("soft", "1/3"), (check.State, check.Attempt));
         var action = Assert.Single(down.Actions);
+        Output?.WriteLine($"measured: heartbeat with a stopped API listener, its restart and re-check, asked → completed: {elapsed} ms (checks {down.DurationMs} ms); {action.Recheck}");
         Assert.Equal("restart_api_server", action.Action);
         Assert.StartsWith("restarted: listening again on", action.Outcome);
         Assert.StartsWith("GET /health answered 200", action.Recheck);

@@ -64,7 +64,9 @@ public sealed class HungOrchestratorRepairSpec(ITestOutputHelper output) : Akka.
         queue.HangNextClaim();
         await Eventually(() => Task.FromResult(queue.Hanging), "the orchestrator is blocked in a handler");
 
+        var asked = System.Diagnostics.Stopwatch.GetTimestamp();
         var report = (await supervisor.Ask<HeartbeatCompleted>(RunHeartbeatNow.Instance, Patience)).Report;
+        var completed = System.Diagnostics.Stopwatch.GetElapsedTime(asked).TotalMilliseconds;
         var reachable = report.Groups.Single().Checks.Single();
         Assert.Equal(CheckStatus.Fail, reachable.Status);
         Assert.Contains("no answer from: cfo", reachable.Detail);
@@ -76,6 +78,8 @@ public sealed class HungOrchestratorRepairSpec(ITestOutputHelper output) : Akka.
 
         // The hung incarnation's attempts were cancelled and its three tasks went back to the queue...
         var back = released.ExpectMsg<OrchestratorTasksReleased>(Patience);
+        Output?.WriteLine($"measured: heartbeat asked → hung orchestrator's tasks back in the queue {System.Diagnostics.Stopwatch.GetElapsedTime(asked, back.Timestamp).TotalMilliseconds:0} ms " +
+                         $"(ping timeout {PingTimeout.TotalMilliseconds:0} ms, twice: the check and the confirming ping); asked → report with the re-check {completed:0} ms");
         Assert.Equal(3, back.TaskIds.Count);
         Assert.Contains("hung", back.Reason);
         Assert.Equal(3, executor.Cancelled);
