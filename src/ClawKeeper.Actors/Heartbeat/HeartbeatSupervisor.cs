@@ -63,6 +63,8 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private readonly HeartbeatSupervisorOptions _options;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<IActorRef> _waiters = new();
+    private readonly List<IActorRef> _nextRoundWaiters = new();
+    private bool _fullRoundPending;
     private HeartbeatState _state = HeartbeatState.Empty;
     private HeartbeatRound? _round;
     private bool _closing;
@@ -91,10 +93,18 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         });
         Command<ReprobeBreakers>(_ =>
         {
-            if (_round is null && !_state.OpenBreakers.IsEmpty) StartRound();
+            if (_state.OpenBreakers.IsEmpty) return;
+            if (_round is null) StartRound();
+            else if (_round.Retry) _fullRoundPending = true;
         });
         Command<HeartbeatTick>(_ =>
         {
+            if (_round is { Retry: true })
+            {
+                // A short retry round must not swallow a scheduled heartbeat: it follows at once.
+                _fullRoundPending = true;
+                return;
+            }
             if (_round is not null)
             {
                 _log.Warning("Heartbeat tick skipped: {HeartbeatId} is still running", _round.Id);
@@ -104,8 +114,15 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         });
         Command<RunHeartbeatNow>(run =>
         {
-            _waiters.Add(Sender);
             _fullVerificationRequested |= run.FullVerification;
+            if (_round is { Retry: true })
+            {
+                // Asked for a heartbeat, not a retry of some checks: the full round right after this one answers.
+                _nextRoundWaiters.Add(Sender);
+                _fullRoundPending = true;
+                return;
+            }
+            _waiters.Add(Sender);
             if (_round is null) StartRound();
         });
         Command<GroupResult>(result =>
@@ -441,9 +458,18 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             // An open breaker is re-checked once its reset timeout let the half-open trial through.
             if (breakerAssessment?.ReprobeAfter is { } reprobe)
                 Timers.StartSingleTimer(ReprobeTimer, ReprobeBreakers.Instance, reprobe);
-            // An orchestrator escalation that arrived while this round was closing gets its own round now.
-            if (_escalations.Count > 0) StartRound();
+            // An orchestrator escalation that arrived while this round was closing gets its own round now,
+            // as does a tick or a request that arrived during a retry round.
+            if (_escalations.Count > 0 || _fullRoundPending) StartPendingFullRound();
         });
+    }
+
+    private void StartPendingFullRound()
+    {
+        _fullRoundPending = false;
+        _waiters.AddRange(_nextRoundWaiters);
+        _nextRoundWaiters.Clear();
+        StartRound();
     }
 
     private void Completed(HeartbeatReport report)

@@ -134,4 +134,49 @@ public class HeartbeatRetrySpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(("hard", "3/3"), (QueueCheck(third).State, QueueCheck(third).Attempt));
         Assert.Equal(1, third.ConsecutiveFailures);
     }
+
+    [Fact]
+    public async Task A_request_or_a_tick_during_a_retry_round_gets_a_full_heartbeat_right_after_it()
+    {
+        var asked = CreateTestProbe();
+        // Answers full rounds (failing), never a retry: the retry round stays open until its deadline.
+        var group = new CheckGroupDefinition("task_queue", new[] { "task_queue_check" }, _ => Props.Create(() => new FullRoundsOnly(asked)));
+        // The tick (at 2 min) falls inside the retry round (1 min .. its 5 min deadline).
+        var settings = Settings with { InitialDelay = TimeSpan.FromMinutes(2), GroupTimeout = TimeSpan.FromMinutes(5) };
+        var supervisor = Sys.ActorOf(HeartbeatSupervisor.Props(new HeartbeatSupervisorOptions("pending", settings, new[] { group },
+            Array.Empty<OrchestratorDefinition>(), _runLog)));
+        await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, RemainingOrDefault);
+
+        supervisor.Tell(RunHeartbeatNow.Instance, ActorRefs.NoSender);
+        Assert.Null(asked.ExpectMsg<RunCheckGroup>().Only);
+        Assert.Equal("soft", QueueCheck(NextReport()).State);
+
+        Scheduler.Advance(Settings.RetryPolicy.Interval);
+        Assert.NotNull(asked.ExpectMsg<RunCheckGroup>().Only); // the retry round is open
+        supervisor.Tell(RunHeartbeatNow.Instance, TestActor);
+        Scheduler.Advance(TimeSpan.FromMinutes(1)); // and the scheduled tick arrives during it
+        asked.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+
+        Scheduler.Advance(settings.GroupTimeout);
+        var retry = NextReport();
+        Assert.NotNull(retry.Rechecked);
+        Assert.Null(asked.ExpectMsg<RunCheckGroup>().Only); // the full round follows at once
+        var full = ExpectMsg<HeartbeatCompleted>().Report; // the requester gets the full heartbeat, not the retry
+        Assert.Null(full.Rechecked);
+        Assert.Equal(full.Id, NextReport().Id);
+        Assert.Equal(("hard", "3/3"), (QueueCheck(full).State, QueueCheck(full).Attempt));
+        asked.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // one full round for both the request and the tick
+    }
+
+    private sealed class FullRoundsOnly : ReceiveActor
+    {
+        public FullRoundsOnly(IActorRef observer) =>
+            Receive<RunCheckGroup>(run =>
+            {
+                observer.Tell(run);
+                if (run.Only is null)
+                    Sender.Tell(new GroupResult("task_queue", run.Context.HeartbeatId,
+                        new[] { new CheckResult("task_queue_check", CheckStatus.Fail, "scripted", "scripted", "scripted", 1) }));
+            });
+    }
 }
