@@ -449,12 +449,13 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             if (--remaining > 0) return;
             _round = null;
             if (_state.HeartbeatsRecorded % _options.Heartbeat.SnapshotEvery == 0) SaveSnapshot(_state);
+            // Before the report goes out: whoever reacts to it finds the retry already scheduled.
+            ScheduleSoftRetry();
             Completed(report);
             // Persisted first, sent second: a crash in between re-sends from the recovered outbox.
             foreach (var queued in deliverable) _alerts.Tell(new DeliverNotification(queued));
             WriteUnloggedRuns();
             ScheduleWriteBlockRetry();
-            ScheduleSoftRetry();
             // An open breaker is re-checked once its reset timeout let the half-open trial through.
             if (breakerAssessment?.ReprobeAfter is { } reprobe)
                 Timers.StartSingleTimer(ReprobeTimer, ReprobeBreakers.Instance, reprobe);

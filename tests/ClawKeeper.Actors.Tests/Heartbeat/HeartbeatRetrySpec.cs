@@ -179,4 +179,28 @@ public class HeartbeatRetrySpec : Akka.TestKit.Xunit2.TestKit
                         new[] { new CheckResult("task_queue_check", CheckStatus.Fail, "scripted", "scripted", "scripted", 1) }));
             });
     }
+
+    [Fact]
+    public async Task A_data_integrity_fail_blocks_writes_and_alerts_super_admin_in_the_first_round_without_retries()
+    {
+        var guard = new ScriptedWriteBlockGuard();
+        var supervisor = Sys.ActorOf(HeartbeatSupervisor.Props(new HeartbeatSupervisorOptions("integrity", Settings,
+            new[] { TestGroups.Scripted("data_integrity", () => CheckStatus.Fail, _queueAsked) },
+            Array.Empty<OrchestratorDefinition>(), _runLog, WriteBlocks: guard)));
+        await supervisor.Ask<HeartbeatState>(GetHeartbeatState.Instance, RemainingOrDefault);
+
+        supervisor.Tell(RunHeartbeatNow.Instance, ActorRefs.NoSender);
+        var report = NextReport();
+        var check = report.Groups.Single().Checks.Single();
+        Assert.Equal(("hard", "1/3"), (check.State, check.Attempt));
+        Assert.True(report.WriteBlock.Active);
+        Assert.Equal(1L, report.WriteBlock.BlockId);
+        var alert = Assert.Single(report.Alerts);
+        Assert.Equal(("super_admin", HeartbeatDecisions.CheckDedupKey("data_integrity", "data_integrity_check")), (alert.Audience, alert.DedupKey));
+        Assert.Equal(1, report.ConsecutiveFailures);
+
+        _queueAsked.ExpectMsg<RunCheckGroup>();
+        Scheduler.Advance(Settings.RetryPolicy.Interval * 3);
+        _queueAsked.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no retry round: an incremental re-check cannot clear it
+    }
 }
