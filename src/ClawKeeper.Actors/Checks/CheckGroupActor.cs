@@ -4,7 +4,7 @@ namespace ClawKeeper.Actors.Checks;
 
 /// <summary>
 /// One check group (<c>checks/system-health</c>, ...): runs its checks concurrently on
-/// <see cref="RunCheckGroup"/> and answers the asker with a <see cref="GroupResult"/>.
+/// <see cref="RunCheckGroup"/> (all, or the subset it names) and answers the asker with a <see cref="GroupResult"/>.
 /// </summary>
 public sealed class CheckGroupActor : ReceiveActor
 {
@@ -13,11 +13,12 @@ public sealed class CheckGroupActor : ReceiveActor
         Receive<RunCheckGroup>(run =>
         {
             var replyTo = Sender;
-            CheckRunner.RunAllAsync(checks, run.Context, CancellationToken.None)
+            var selected = checks.Where(c => run.Includes(group, c.Id)).ToList();
+            CheckRunner.RunAllAsync(selected, run.Context, CancellationToken.None)
                 .PipeTo(replyTo,
                     success: results => new GroupResult(group, run.Context.HeartbeatId, results),
                     failure: ex => new GroupResult(group, run.Context.HeartbeatId,
-                        checks.Select(c => new CheckResult(c.Id, CheckStatus.Error, "not evaluated", "evaluated", $"group runner failed: {ex.GetBaseException().Message}", 0)).ToList()));
+                        selected.Select(c => new CheckResult(c.Id, CheckStatus.Error, "not evaluated", "evaluated", $"group runner failed: {ex.GetBaseException().Message}", 0)).ToList()));
         });
     }
 

@@ -4,16 +4,16 @@ namespace ClawKeeper.Actors.Checks;
 
 /// <summary>
 /// <c>checks/</c>: parent of the group actors. A <see cref="RunCheckGroup"/> is forwarded to every
-/// group, so each group answers the supervisor directly. A crashing group is restarted.
+/// group it concerns, so each group answers the supervisor directly. A crashing group is restarted.
 /// </summary>
 public sealed class CheckGroupsActor : ReceiveActor
 {
     public CheckGroupsActor(IReadOnlyList<CheckGroupDefinition> groups, CheckGroupEnvironment environment)
     {
-        var children = groups.Select(g => Context.ActorOf(g.CreateProps(environment), CheckGroups.ActorName(g.Group))).ToList();
+        var children = groups.Select(g => (g.Group, Actor: Context.ActorOf(g.CreateProps(environment), CheckGroups.ActorName(g.Group)))).ToList();
         Receive<RunCheckGroup>(run =>
         {
-            foreach (var child in children) child.Forward(run);
+            foreach (var child in children.Where(c => run.IncludesGroup(c.Group))) child.Actor.Forward(run);
         });
     }
 

@@ -61,6 +61,18 @@ public sealed record CheckResult(string Check, CheckStatus Status, string Observ
     /// <summary>Verified positions to persist (never in the report JSON).</summary>
     [JsonIgnore]
     public ICheckProgress? Progress { get; init; }
+
+    /// <summary><c>soft</c>: a problem not yet confirmed (re-checked at the retry cadence); <c>hard</c>: confirmed (every non-problem is hard). Set by the heartbeat.</summary>
+    public string? State { get; init; }
+
+    /// <summary>The attempt of a problem against the configured maximum, e.g. <c>2/3</c> (a non-problem is <c>1/N</c>).</summary>
+    public string? Attempt { get; init; }
+
+    /// <summary>The check keeps flipping between fine and failing: one flapping notice, its alerts suppressed.</summary>
+    public bool? Flapping { get; init; }
+
+    /// <summary>In a retry round, the checks not re-run are carried from this heartbeat (not re-evaluated now).</summary>
+    public string? CarriedFrom { get; init; }
 }
 
 /// <summary>Marker of what an incremental check verified this round.</summary>
@@ -88,5 +100,13 @@ public sealed record CheckContext(
         FullVerification || Watermarks is null ? DataIntegrity.IntegrityWatermarks.None : Watermarks;
 }
 
-/// <summary>Asks a group to run all its checks now and answer with a <see cref="GroupResult"/>.</summary>
-public sealed record RunCheckGroup(CheckContext Context);
+/// <summary>
+/// Asks a group to run its checks now and answer with a <see cref="GroupResult"/>: all of them, or
+/// only those named in <paramref name="Only"/> (<c>group/check</c> keys: a retry round re-runs the checks in soft state).
+/// </summary>
+public sealed record RunCheckGroup(CheckContext Context, IReadOnlySet<string>? Only = null)
+{
+    public bool Includes(string group, string check) => Only is null || Only.Contains($"{group}/{check}");
+
+    public bool IncludesGroup(string group) => Only is null || Only.Any(k => k.StartsWith(group + "/", StringComparison.Ordinal));
+}

@@ -3,7 +3,10 @@ using ClawKeeper.Actors.Checks;
 
 namespace ClawKeeper.Actors.Heartbeat;
 
-/// <summary>Pure decisions of the heartbeat: ids, the outcome of a round, alerts, write blocks.</summary>
+/// <summary>A decided round: the report, the checks' next soft/hard states, and what changed per check.</summary>
+public sealed record RoundDecision(HeartbeatReport Report, CheckStates States, IReadOnlyList<CheckObservation> Observations);
+
+/// <summary>Pure decisions of the heartbeat: ids, the outcome of a round, soft/hard states, alerts, write blocks.</summary>
 public static class HeartbeatDecisions
 {
     public const string ConsecutiveFailuresDedupKey = "heartbeat:consecutive-failures:super_admin";
@@ -25,12 +28,7 @@ public static class HeartbeatDecisions
     public static bool FullVerificationDue(HeartbeatState state, DateTimeOffset now, TimeSpan every, bool requested) =>
         requested || state.Watermarks.LastFullVerificationAt is not { } last || now - last >= every;
 
-    /// <summary>
-    /// Builds the report of a finished round: pass only when no check failed or errored; the
-    /// failure count goes up by one or back to zero; the configured number of consecutive
-    /// failures raises one super_admin alert (email and Discord) per streak; a failing
-    /// data-integrity check alerts super_admin at once, with its evidence, once per incident.
-    /// </summary>
+    /// <summary>The report of a round with every problem hard at once (<see cref="RetryPolicy.Immediate"/>).</summary>
     public static HeartbeatReport Decide(
         HeartbeatState state,
         string heartbeatId,
@@ -38,12 +36,65 @@ public static class HeartbeatDecisions
         DateTimeOffset completedAt,
         IReadOnlyList<GroupReport> groups,
         int escalateAfterFailures,
-        bool dryRun)
-    {
-        var failed = groups.Count == 0 || groups.Any(g => g.Status.IsProblem());
-        var consecutive = failed ? state.ConsecutiveFailures + 1 : 0;
-        var alerts = new List<AlertReport>();
+        bool dryRun) =>
+        DecideRound(state, heartbeatId, startedAt, completedAt, groups, escalateAfterFailures, dryRun, RetryPolicy.Immediate, FlappingPolicy.Default).Report;
 
+    public static string FlappingDedupKey(string group, string check) => $"flapping:{group}/{check}:{AudienceOf(group)}";
+
+    /// <summary>Who hears about a check's flapping: super_admin for the books, admin for the rest.</summary>
+    public static string AudienceOf(string group) => SuperAdminGroups.Contains(group) ? "super_admin" : "admin";
+
+    /// <summary>
+    /// Builds the report of a finished round and the checks' next soft/hard states. The heartbeat's
+    /// status is <c>fail</c> when any check fails or errors, soft or hard; the failure count goes up
+    /// only for HARD (confirmed) problems — once per heartbeat cycle, however many retry rounds — and
+    /// back to zero at a full round without one; the configured number of consecutive failures raises
+    /// one super_admin alert (email and Discord) per streak, unless every confirmed problem is flapping.
+    /// A failing data-integrity check is hard at once and alerts super_admin at once, with its evidence,
+    /// once per incident (flapping or not: the books are never muted). A check that starts flapping gets
+    /// one flapping notice instead of an alert per flip.
+    /// <para>
+    /// In a retry round <paramref name="groups"/> holds only the re-run checks; the report carries the
+    /// others from the previous report (marked <c>carriedFrom</c>).
+    /// </para>
+    /// </summary>
+    public static RoundDecision DecideRound(
+        HeartbeatState state,
+        string heartbeatId,
+        DateTimeOffset startedAt,
+        DateTimeOffset completedAt,
+        IReadOnlyList<GroupReport> groups,
+        int escalateAfterFailures,
+        bool dryRun,
+        RetryPolicy retry,
+        FlappingPolicy flapping,
+        bool retryRound = false,
+        DateTimeOffset? windowStart = null)
+    {
+        var (states, observations) = state.Checks.Observe(groups, retryRound, completedAt, retry, flapping);
+        var merged = retryRound && state.Latest is { } latest ? MergeRetry(latest, groups) : groups;
+        var reportGroups = Annotate(merged, states, retry);
+
+        var failed = reportGroups.Count == 0 || reportGroups.Any(g => g.Status.IsProblem());
+        var hardProblems = reportGroups
+            .SelectMany(g => g.Checks.Where(c => c.Status.IsProblem() && c.State == "hard").Select(c => (g.Group, Check: c)))
+            .ToList();
+        var confirmed = reportGroups.Count == 0 || hardProblems.Count > 0;
+        int consecutive;
+        if (!retryRound)
+        {
+            consecutive = confirmed ? state.ConsecutiveFailures + 1 : 0;
+            states = states with { CycleFailed = confirmed, FullRoundStartedAt = startedAt, FullRoundWindowStart = windowStart };
+        }
+        else if (confirmed && !state.Checks.CycleFailed)
+        {
+            consecutive = state.ConsecutiveFailures + 1;
+            states = states with { CycleFailed = true };
+        }
+        else
+            consecutive = state.ConsecutiveFailures;
+
+        var alerts = new List<AlertReport>();
         foreach (var group in groups.Where(g => SuperAdminGroups.Contains(g.Group)))
             foreach (var check in group.Checks.Where(c => c.Status == CheckStatus.Fail))
             {
@@ -53,9 +104,21 @@ public static class HeartbeatDecisions
                     $"{group.Group}/{check.Check} failed: {check.Observed}. {check.Detail}", "recorded"));
             }
 
-        if (failed && consecutive >= escalateAfterFailures && !state.EscalationRaised)
+        foreach (var started in observations.Where(o => o.StartedFlapping))
         {
-            var problems = groups.SelectMany(g => g.Checks.Where(c => c.Status.IsProblem()).Select(c => $"{g.Group}/{c.Check}")).ToList();
+            var key = FlappingDedupKey(started.Group, started.Check);
+            if (state.OpenAlerts.Contains(key)) continue;
+            var changes = Enumerable.Range(1, Math.Max(0, started.State.History.Length - 1)).Count(i => started.State.History[i] != started.State.History[i - 1]);
+            alerts.Add(new AlertReport(AudienceOf(started.Group), new[] { "email", "discord" }, key, "warning",
+                $"{started.Key} is flapping: {changes} changes in its last {started.State.History.Length} results " +
+                $"(weighted {started.State.FlapRatio:P0} > {flapping.High:P0}); now {started.State.Status.ToWire()}. " +
+                $"Its alerts are held back until it settles below {flapping.Low:P0}", "recorded"));
+        }
+
+        var unmuted = hardProblems.Where(p => p.Check.Flapping != true).ToList();
+        if (confirmed && consecutive >= escalateAfterFailures && !state.EscalationRaised && (reportGroups.Count == 0 || unmuted.Count > 0))
+        {
+            var problems = hardProblems.Select(p => $"{p.Group}/{p.Check.Check}{(p.Check.Flapping == true ? " (flapping)" : "")}").ToList();
             alerts.Add(new AlertReport(
                 Audience: "super_admin",
                 Channels: new[] { "email", "discord" },
@@ -64,18 +127,57 @@ public static class HeartbeatDecisions
                 Summary: $"{consecutive} consecutive failed heartbeats; failing now: {(problems.Count == 0 ? "no check groups ran" : string.Join(", ", problems))}",
                 Delivery: "recorded"));
         }
-        return new HeartbeatReport(
+        var report = new HeartbeatReport(
             heartbeatId,
             startedAt,
             completedAt,
             failed ? HeartbeatStatus.Fail : HeartbeatStatus.Pass,
             consecutive,
             state.WriteBlock.ToReport(),
-            groups,
+            reportGroups,
             Array.Empty<ActionReport>(),
             alerts,
-            dryRun);
+            dryRun,
+            Rechecked: retryRound ? groups.SelectMany(g => g.Checks.Select(c => CheckStates.KeyOf(g.Group, c.Check))).ToList() : null);
+        return new RoundDecision(report, states, observations);
     }
+
+    /// <summary>The previous report's groups with the re-run checks replaced by their fresh results; the others marked as carried.</summary>
+    public static IReadOnlyList<GroupReport> MergeRetry(HeartbeatReport previous, IReadOnlyList<GroupReport> fresh)
+    {
+        var freshByKey = fresh.SelectMany(g => g.Checks.Select(c => (Key: CheckStates.KeyOf(g.Group, c.Check), Check: c))).ToDictionary(x => x.Key, x => x.Check);
+        var groups = previous.Groups.Select(g =>
+        {
+            var checks = g.Checks.Select(c => freshByKey.Remove(CheckStates.KeyOf(g.Group, c.Check), out var now)
+                ? now
+                : c with { CarriedFrom = c.CarriedFrom ?? previous.Id }).ToList();
+            return new GroupReport(g.Group, CheckStatusExtensions.Worst(checks.Select(c => c.Status)), checks);
+        }).ToList();
+        // A re-run check the previous report did not have (should not happen): keep it rather than lose it.
+        foreach (var group in fresh)
+        {
+            var extra = group.Checks.Where(c => freshByKey.ContainsKey(CheckStates.KeyOf(group.Group, c.Check))).ToList();
+            if (extra.Count == 0) continue;
+            var index = groups.FindIndex(g => g.Group == group.Group);
+            if (index < 0) groups.Add(new GroupReport(group.Group, CheckStatusExtensions.Worst(extra.Select(c => c.Status)), extra));
+            else
+            {
+                var checks = groups[index].Checks.Concat(extra).ToList();
+                groups[index] = new GroupReport(group.Group, CheckStatusExtensions.Worst(checks.Select(c => c.Status)), checks);
+            }
+        }
+        return groups;
+    }
+
+    private static IReadOnlyList<GroupReport> Annotate(IReadOnlyList<GroupReport> groups, CheckStates states, RetryPolicy retry) =>
+        groups.Select(g => g with
+        {
+            Checks = g.Checks.Select(c =>
+            {
+                if (!states.Checks.TryGetValue(CheckStates.KeyOf(g.Group, c.Check), out var s)) return c;
+                return c with { State = s.Soft ? "soft" : "hard", Attempt = $"{s.Attempt}/{retry.MaxAttempts}", Flapping = s.Flapping };
+            }).ToList(),
+        }).ToList();
 
     /// <summary>Incidents still open after a report: raised ones stay open until their check (or the heartbeat) passes again.</summary>
     public static ImmutableHashSet<string> OpenAlertsAfter(ImmutableHashSet<string> open, HeartbeatReport report)
@@ -83,8 +185,13 @@ public static class HeartbeatDecisions
         var next = open.Union(report.Alerts.Select(a => a.DedupKey));
         if (report.Status == HeartbeatStatus.Pass) next = next.Remove(ConsecutiveFailuresDedupKey);
         foreach (var (group, check) in report.AllChecks())
+        {
+            // check:{group}/{check}:{audience} — the check's own alerts (super_admin evidence, admin repair notices).
             if (check.Status is CheckStatus.Pass or CheckStatus.Warn or CheckStatus.Skipped)
-                next = next.Remove(CheckDedupKey(group, check.Check));
+                next = next.Except(next.Where(k => k.StartsWith($"check:{group}/{check.Check}:", StringComparison.Ordinal)).ToList());
+            if (check.Flapping != true)
+                next = next.Remove(FlappingDedupKey(group, check.Check));
+        }
         if (report.OpenBreakers is { } openBreakers)
             foreach (var key in next.Where(k => k.StartsWith("breaker:", StringComparison.Ordinal)).ToList())
                 if (!openBreakers.Any(p => key == Integrations.BreakerDecisions.DedupKey(p)))

@@ -37,3 +37,6 @@ public sealed record NotificationDelivered(string NotificationId, string Channel
 
 /// <summary>The providers whose circuit breaker is open: since when and how many re-checks (a restart does not reset the clock).</summary>
 public sealed record BreakersObserved(ImmutableDictionary<string, Integrations.BreakerObservation> Breakers) : IHeartbeatEvent;
+
+/// <summary>The soft/hard state and flap history of every check after a round (full or retry).</summary>
+public sealed record CheckStatesObserved(CheckStates States) : IHeartbeatEvent;

@@ -21,9 +21,14 @@ public static class HeartbeatLog
                 CheckStatus.Fail or CheckStatus.Error => LogLevel.WarningLevel,
                 _ => LogLevel.InfoLevel,
             };
-            Write(log, level, "  {Group}/{Check} {CheckStatus} observed={Observed} threshold={Threshold} {DurationMs} ms {Detail}",
-                group, check.Check, check.Status.ToWire(), check.Observed, check.Threshold, check.DurationMs, check.Detail);
+            var state = (check.Status.IsProblem() && check.State is not null ? $" ({check.State} {check.Attempt})" : "")
+                        + (check.Flapping == true ? " (flapping)" : "") + (check.CarriedFrom is null ? "" : $" (carried from {check.CarriedFrom})");
+            Write(log, level, "  {Group}/{Check} {CheckStatus} observed={Observed} threshold={Threshold} {DurationMs} ms {Detail}{CheckState}",
+                group, check.Check, check.Status.ToWire(), check.Observed, check.Threshold, check.DurationMs, check.Detail, state);
         }
+        foreach (var action in report.Actions)
+            log.Warning("Action {Action}: {Detail} -> {Outcome}{Recheck}", action.Action, action.Detail, action.Outcome,
+                action.Recheck is null ? "" : $"; re-check: {action.Recheck}");
         foreach (var alert in report.Alerts)
             log.Warning("Alert for {Audience} via {Channels} [{DedupKey}] {Severity}: {Summary} ({Delivery})",
                 alert.Audience, string.Join("+", alert.Channels), alert.DedupKey, alert.Severity, alert.Summary, alert.Delivery);

@@ -38,6 +38,12 @@ internal sealed record HeartbeatTick
     public static readonly HeartbeatTick Instance = new();
 }
 
+/// <summary>Timer message: re-run the checks in soft state (retry cadence).</summary>
+internal sealed record RetrySoftChecks
+{
+    public static readonly RetrySoftChecks Instance = new();
+}
+
 /// <summary>Timer message: re-check the open breakers once their reset timeout has passed.</summary>
 internal sealed record ReprobeBreakers
 {
@@ -53,7 +59,8 @@ internal sealed record RoundClosed(
     HeartbeatReport Report,
     WriteBlockOutcome WriteBlocks,
     IReadOnlyList<ClawKeeper.Platform.Alerts.AlertControl> Controls,
-    Integrations.BreakerAssessment? Breakers);
+    Integrations.BreakerAssessment? Breakers,
+    CheckStates States);
 
 /// <summary>The heartbeat rows waiting for <c>agent_runs</c> were written (or not).</summary>
 internal sealed record RunLogsWritten(IReadOnlyList<string> Written, string? Error);

@@ -24,8 +24,12 @@ public sealed record HeartbeatReport(
     IReadOnlyList<AlertReport> Alerts,
     bool DryRun = false,
     IReadOnlyList<IncidentReport>? Incidents = null,
-    IReadOnlyList<string>? OpenBreakers = null)
+    IReadOnlyList<string>? OpenBreakers = null,
+    IReadOnlyList<string>? Rechecked = null)
 {
+    /// <summary>A retry round: only <see cref="Rechecked"/> (<c>group/check</c>) ran; the other checks are carried from the previous report.</summary>
+    public bool? Retry => Rechecked is null ? null : true;
+
     public long DurationMs => (long)(CompletedAt - StartedAt).TotalMilliseconds;
 
     public IEnumerable<(string Group, CheckResult Check)> AllChecks() =>
@@ -42,8 +46,11 @@ public sealed record WriteBlockReport(bool Active, string? Reason = null, DateTi
 
 public sealed record GroupReport(string Group, CheckStatus Status, IReadOnlyList<CheckResult> Checks);
 
-/// <summary>An action the heartbeat took and how it went.</summary>
-public sealed record ActionReport(string Action, string Detail, string Outcome);
+/// <summary>An action the heartbeat took and how it went; <see cref="Recheck"/>: what a re-check right after it found.</summary>
+public sealed record ActionReport(string Action, string Detail, string Outcome)
+{
+    public string? Recheck { get; init; }
+}
 
 /// <summary>An alert the heartbeat raised (audience, channels, stable dedup key) and where it stands.</summary>
 public sealed record AlertReport(string Audience, IReadOnlyList<string> Channels, string DedupKey, string Severity, string Summary, string Delivery);

@@ -18,6 +18,12 @@ public sealed record HeartbeatRound(
     bool DryRun,
     bool FullVerification = false)
 {
+    /// <summary>A retry round: only the checks in soft state were asked for.</summary>
+    public bool Retry { get; init; }
+
+    /// <summary>The event-window start the checks were given (<see cref="CheckContext.PreviousStartedAt"/>).</summary>
+    public DateTimeOffset? WindowStart { get; init; }
+
     public static HeartbeatRound Start(string id, DateTimeOffset startedAt, IReadOnlyList<ExpectedGroup> expected, bool dryRun, bool fullVerification = false) =>
         new(id, startedAt, expected, ImmutableDictionary<string, GroupResult>.Empty, dryRun, fullVerification);
 
@@ -44,7 +50,11 @@ public sealed record HeartbeatRound(
         Expected.Select(g =>
         {
             if (Received.TryGetValue(g.Group, out var result))
-                return new GroupReport(g.Group, result.Status, OrderLike(g.CheckIds, result.Checks));
+            {
+                // A retry asked for some checks only: anything else a group sent is not part of this round.
+                var asked = Retry ? result.Checks.Where(c => g.CheckIds.Contains(c.Check)).ToList() : result.Checks;
+                return new GroupReport(g.Group, Retry ? CheckStatusExtensions.Worst(asked.Select(c => c.Status)) : result.Status, OrderLike(g.CheckIds, asked));
+            }
             var detail = $"group {g.Group} did not answer within {groupTimeout.TotalMilliseconds:0} ms";
             var checks = g.CheckIds
                 .Select(c => new CheckResult(c, CheckStatus.Error, "no answer", $"group answers within {groupTimeout.TotalMilliseconds:0} ms", detail, (long)groupTimeout.TotalMilliseconds))

@@ -19,8 +19,13 @@ public sealed record HeartbeatState(
     ImmutableDictionary<string, QueuedNotification> Outbox,
     IntegrityWatermarks Watermarks,
     WriteBlockState WriteBlock,
-    ImmutableDictionary<string, Integrations.BreakerObservation>? Breakers = null) : IClawKeeperMessage
+    ImmutableDictionary<string, Integrations.BreakerObservation>? Breakers = null,
+    CheckStates? Monitoring = null) : IClawKeeperMessage
 {
+    /// <summary>Soft/hard state and flap history per check (null in states written before soft states existed).</summary>
+    [JsonIgnore]
+    public CheckStates Checks => Monitoring ?? CheckStates.Empty;
+
     /// <summary>Heartbeat rows waiting for the database are kept, but not without bound.</summary>
     public const int MaxUnloggedRuns = 200;
 
@@ -51,6 +56,7 @@ public sealed record HeartbeatState(
         WriteBlockLifted => this,
         IncidentsUpdated updated => this with { Incidents = updated.Incidents },
         BreakersObserved observed => this with { Breakers = observed.Breakers },
+        CheckStatesObserved observed => this with { Monitoring = observed.States },
         NotificationsQueued queued => this with { Outbox = Outbox.SetItems(queued.Notifications.Where(n => !n.PendingChannels.IsEmpty).Select(n => KeyValuePair.Create(n.Notification.Id, n))) },
         NotificationDelivered delivered => Delivered(delivered),
         _ => throw new ArgumentOutOfRangeException(nameof(@event), @event.GetType().Name, "unknown heartbeat event"),

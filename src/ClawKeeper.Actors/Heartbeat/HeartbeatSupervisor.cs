@@ -30,7 +30,8 @@ public sealed record HeartbeatSupervisorOptions(
     Integrations.ProviderCircuitBreakers? Breakers = null,
     int EscalateOpenBreakerAfterAttempts = 3,
     OrchestratorFleetOptions? Fleet = null,
-    Repairs.IApiServerControl? ApiServer = null)
+    Repairs.IApiServerControl? ApiServer = null,
+    Repairs.RepairOptions? Repair = null)
 {
     public const string NodePersistenceId = "clawkeeper-heartbeat";
     public const string CliPersistenceId = "clawkeeper-heartbeat-cli";
@@ -38,6 +39,8 @@ public sealed record HeartbeatSupervisorOptions(
     public IntegrityCadence IntegrityCadence => Integrity ?? IntegrityCadence.Default;
 
     public AlertDelivery AlertDelivery => Alerts ?? AlertDelivery.None;
+
+    public Repairs.RepairOptions RepairOptions => Repair ?? Repairs.RepairOptions.Default;
 }
 
 /// <summary>
@@ -54,18 +57,22 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private const string WriteBlockRetryTimer = "write-block-retry";
     private const string WriteBlockReconcileTimer = "write-block-reconcile";
     private const string ReprobeTimer = "breaker-reprobe";
+    private const string RetryTimer = "soft-retry";
     private static readonly TimeSpan RunLogRetryInterval = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan WriteBlockRetryInterval = TimeSpan.FromSeconds(15);
 
     private readonly HeartbeatSupervisorOptions _options;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<IActorRef> _waiters = new();
+    private readonly List<IActorRef> _nextRoundWaiters = new();
+    private bool _fullRoundPending;
     private HeartbeatState _state = HeartbeatState.Empty;
     private HeartbeatRound? _round;
     private bool _closing;
     private bool _fullVerificationRequested;
     private IActorRef _checks = ActorRefs.Nobody;
     private IActorRef _alerts = ActorRefs.Nobody;
+    private Repairs.HeartbeatRepairs _repairs = null!;
     private bool _runLogInFlight;
     private readonly List<OrchestratorEscalation> _escalations = new();
 
@@ -80,12 +87,25 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         });
         Recover<IHeartbeatEvent>(e => _state = _state.Apply(e));
 
+        Command<RetrySoftChecks>(_ =>
+        {
+            // A round in flight observes the soft checks too; when it completes the retry is scheduled again if needed.
+            if (_round is null) StartRound(retry: true);
+        });
         Command<ReprobeBreakers>(_ =>
         {
-            if (_round is null && !_state.OpenBreakers.IsEmpty) StartRound();
+            if (_state.OpenBreakers.IsEmpty) return;
+            if (_round is null) StartRound();
+            else if (_round.Retry) _fullRoundPending = true;
         });
         Command<HeartbeatTick>(_ =>
         {
+            if (_round is { Retry: true })
+            {
+                // A short retry round must not swallow a scheduled heartbeat: it follows at once.
+                _fullRoundPending = true;
+                return;
+            }
             if (_round is not null)
             {
                 _log.Warning("Heartbeat tick skipped: {HeartbeatId} is still running", _round.Id);
@@ -95,8 +115,15 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         });
         Command<RunHeartbeatNow>(run =>
         {
-            _waiters.Add(Sender);
             _fullVerificationRequested |= run.FullVerification;
+            if (_round is { Retry: true })
+            {
+                // Asked for a heartbeat, not a retry of some checks: the full round right after this one answers.
+                _nextRoundWaiters.Add(Sender);
+                _fullRoundPending = true;
+                return;
+            }
+            _waiters.Add(Sender);
             if (_round is null) StartRound();
         });
         Command<GroupResult>(result =>
@@ -149,6 +176,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     protected override void PreStart()
     {
         var orchestrators = Context.ActorOf(OrchestratorFleetActor.Props(_options.Orchestrators, _options.Fleet), "orchestrators");
+        _repairs = new Repairs.HeartbeatRepairs(orchestrators, _options.Orchestrators, _options.RepairOptions, _options.ApiServer);
         _checks = Context.ActorOf(CheckGroupsActor.Props(_options.Groups, new CheckGroupEnvironment(orchestrators)), "checks");
         _alerts = Context.ActorOf(AlertDeliveryActor.Props(_options.AlertDelivery), "alerts");
         base.PreStart();
@@ -165,6 +193,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         if (!_options.DryRun && _state.UnloggedRuns.Count > 0)
             Self.Tell(RetryRunLogs.Instance);
         ScheduleWriteBlockRetry();
+        ScheduleSoftRetry();
         // The outbox survives restarts: whatever was not handed off goes out again.
         if (!_options.DryRun)
             foreach (var queued in _state.Outbox.Values)
@@ -176,6 +205,13 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     {
         if (!_options.DryRun && _options.WriteBlocks is not null && _state.WriteBlock.AwaitingDatabase)
             Timers.StartSingleTimer(WriteBlockRetryTimer, RetryWriteBlock.Instance, WriteBlockRetryInterval);
+    }
+
+    /// <summary>Checks in soft state are re-run at the retry cadence until they recover or are confirmed (hard).</summary>
+    private void ScheduleSoftRetry()
+    {
+        if (_options.Scheduled && !_options.DryRun && _state.Checks.SoftChecks.Count > 0)
+            Timers.StartSingleTimer(RetryTimer, RetrySoftChecks.Instance, _options.Heartbeat.RetryPolicy.Interval);
     }
 
     private void RetryHeldWriteBlock()
@@ -209,18 +245,40 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
                     new[] { new ActionReport("block_writes", _state.WriteBlock.Reason ?? "", $"re-apply failed: {ex.GetBaseException().Message}") })));
     }
 
-    private void StartRound()
+    private void StartRound(bool retry = false)
     {
         var now = Context.System.Scheduler.Now;
         var id = HeartbeatDecisions.NextId(now, _state.Latest?.Id);
-        var expected = _options.Groups.Select(g => new ExpectedGroup(g.Group, g.CheckIds)).ToList();
         var cadence = _options.IntegrityCadence;
-        var full = HeartbeatDecisions.FullVerificationDue(_state, now, cadence.FullVerificationEvery, _fullVerificationRequested);
-        _fullVerificationRequested = false;
-        _round = HeartbeatRound.Start(id, now, expected, _options.DryRun, full);
+        IReadOnlySet<string>? only = null;
+        List<ExpectedGroup> expected;
+        bool full;
+        DateTimeOffset? windowStart;
+        if (retry)
+        {
+            // Only the checks in soft state, incrementally (a retry never re-runs the full integrity verification),
+            // over the event window of the round that found the problem (extended to now).
+            only = _state.Checks.SoftChecks.ToHashSet(StringComparer.Ordinal);
+            expected = _options.Groups
+                .Select(g => new ExpectedGroup(g.Group, g.CheckIds.Where(c => only.Contains(CheckStates.KeyOf(g.Group, c))).ToList()))
+                .Where(g => g.CheckIds.Count > 0)
+                .ToList();
+            if (expected.Count == 0 || _state.Latest is null) return;
+            full = false;
+            windowStart = _state.Checks.FullRoundWindowStart;
+        }
+        else
+        {
+            expected = _options.Groups.Select(g => new ExpectedGroup(g.Group, g.CheckIds)).ToList();
+            full = HeartbeatDecisions.FullVerificationDue(_state, now, cadence.FullVerificationEvery, _fullVerificationRequested);
+            _fullVerificationRequested = false;
+            windowStart = _state.Checks.FullRoundStartedAt ?? _state.Latest?.StartedAt;
+        }
+        _round = HeartbeatRound.Start(id, now, expected, _options.DryRun, full) with { Retry = retry, WindowStart = windowStart };
         _closing = false;
         _log.Info("Heartbeat {HeartbeatId} started: {GroupCount} groups{Mode}", id, expected.Count,
-            _round.HasIntegrityGroup ? (full ? ", full integrity verification" : ", incremental integrity verification") : "");
+            retry ? $", retry of the checks in soft state: {string.Join(", ", only!.Order(StringComparer.Ordinal))}"
+            : _round.HasIntegrityGroup ? (full ? ", full integrity verification" : ", incremental integrity verification") : "");
         if (expected.Count == 0)
         {
             CloseRound();
@@ -230,7 +288,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             ? TimeSpan.FromTicks(Math.Max(_options.Heartbeat.GroupTimeout.Ticks, cadence.FullVerificationTimeout.Ticks))
             : _options.Heartbeat.GroupTimeout;
         Timers.StartSingleTimer(DeadlineTimer, new RoundDeadline(id), deadline);
-        _checks.Tell(new RunCheckGroup(new CheckContext(id, now, _state.LastCompletedAt, _state.Watermarks, full, _state.Latest?.StartedAt)));
+        _checks.Tell(new RunCheckGroup(new CheckContext(id, now, _state.LastCompletedAt, _state.Watermarks, full, windowStart), only));
     }
 
     /// <summary>All groups answered (or the deadline passed): decide, then let the write-block guard act before completing.</summary>
@@ -240,8 +298,11 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         _closing = true;
         Timers.Cancel(DeadlineTimer);
         var groups = round.Close(_options.Heartbeat.GroupTimeout);
-        var report = HeartbeatDecisions.Decide(_state, round.Id, round.StartedAt, Context.System.Scheduler.Now, groups,
-            _options.Heartbeat.EscalateAfterFailures, round.DryRun);
+        var decision = HeartbeatDecisions.DecideRound(_state, round.Id, round.StartedAt, Context.System.Scheduler.Now, groups,
+            _options.Heartbeat.EscalateAfterFailures, round.DryRun, _options.Heartbeat.RetryPolicy, _options.Heartbeat.FlappingPolicy,
+            round.Retry, round.WindowStart);
+        var report = decision.Report;
+        var states = decision.States;
         if (_escalations.Count > 0)
         {
             var key = HeartbeatDecisions.CheckDedupKey(CheckGroups.SystemHealth, "orchestrators_reachable");
@@ -261,7 +322,8 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             _escalations.Clear();
         }
         Integrations.BreakerAssessment? breakers = null;
-        if (_options.Breakers is not null)
+        // Breakers have their own re-probe cadence: a retry round is not one of their re-checks.
+        if (_options.Breakers is not null && !round.Retry)
         {
             breakers = Integrations.BreakerDecisions.Assess(_state.OpenBreakers, _options.Breakers.Snapshot(), _state.OpenAlerts,
                 report.CompletedAt, _options.EscalateOpenBreakerAfterAttempts);
@@ -274,46 +336,70 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         }
         var failure = _options.IntegrityCadence.BlockWrites ? HeartbeatDecisions.IntegrityFailureOf(groups) : null;
 
-        if (round.DryRun || _options.WriteBlocks is null)
+        if (round.DryRun)
         {
-            var held = new List<IHeartbeatEvent>();
             var actions = new List<ActionReport>();
-            if (failure is not null && !round.DryRun && !_state.WriteBlock.Active)
-            {
-                held.Add(new WriteBlockImposed(failure.Reason, failure.Checks, report.CompletedAt));
-                actions.Add(new ActionReport("block_writes", failure.Reason, "held by the supervisor (no database guard configured)"));
-            }
-            else if (failure is not null && round.DryRun)
+            if (failure is not null)
                 actions.Add(new ActionReport("block_writes", failure.Reason, "not taken: dry run"));
-            var local = new WriteBlockOutcome(held, actions);
-            if (round.DryRun)
-            {
-                Self.Tell(new RoundClosed(round, report, local, Array.Empty<ClawKeeper.Platform.Alerts.AlertControl>(), breakers));
-                return;
-            }
-            ReadControlsAsync(report.CompletedAt).PipeTo(Self, success: controls => new RoundClosed(round, report, local, controls, breakers));
+            var planned = Repairs.RepairDecisions.Plan(groups, _options.ApiServer is not null);
+            if (planned.RestartOrchestrators) actions.Add(new ActionReport("restart_orchestrator", "orchestrators_reachable failed", "not taken: dry run"));
+            if (planned.RestartApiServer) actions.Add(new ActionReport("restart_api_server", planned.ApiObserved ?? "", "not taken: dry run"));
+            Self.Tell(new RoundClosed(round, report, new WriteBlockOutcome(Array.Empty<IHeartbeatEvent>(), actions),
+                Array.Empty<ClawKeeper.Platform.Alerts.AlertControl>(), breakers, states));
             return;
         }
 
+        var repairPlan = Repairs.RepairDecisions.Plan(groups, _options.ApiServer is not null);
         var now = report.CompletedAt;
         var currentBlock = _state.WriteBlock;
         var guard = _options.WriteBlocks;
+        var repairs = _repairs;
+        var openAlerts = _state.OpenAlerts;
+        var apiFlapping = states.Checks.TryGetValue(CheckStates.KeyOf(CheckGroups.SystemHealth, Repairs.RepairDecisions.ApiServerCheck), out var apiState) && apiState.Flapping;
+        var reason = $"{round.Id}: orchestrators_reachable";
         CloseAsync().PipeTo(Self);
 
         async Task<RoundClosed> CloseAsync()
         {
+            // Repairs first (they may take a ping timeout or an API restart), so their outcome and re-check are in this report.
+            var repaired = new List<ActionReport>();
+            var repairAlerts = new List<AlertReport>();
+            if (repairPlan.RestartOrchestrators)
+                repaired.AddRange(await repairs.RestartHungOrchestratorsAsync(reason).ConfigureAwait(false));
+            if (repairPlan.RestartApiServer && await repairs.RestartApiServerAsync(repairPlan.ApiObserved ?? "").ConfigureAwait(false) is { } api)
+            {
+                repaired.Add(api.Action);
+                if (Repairs.RepairDecisions.ApiRestartAlert(api.Action, api.Recovered, openAlerts, apiFlapping) is { } alert)
+                    repairAlerts.Add(alert);
+            }
+            var withRepairs = report with
+            {
+                Actions = report.Actions.Concat(repaired).ToList(),
+                Alerts = report.Alerts.Concat(repairAlerts).ToList(),
+            };
+
             WriteBlockOutcome outcome;
-            try
+            if (guard is null)
             {
-                outcome = await guard.ReconcileAsync(currentBlock, failure, now, CancellationToken.None).ConfigureAwait(false);
+                outcome = failure is not null && !currentBlock.Active
+                    ? new WriteBlockOutcome(new IHeartbeatEvent[] { new WriteBlockImposed(failure.Reason, failure.Checks, now) },
+                        new[] { new ActionReport("block_writes", failure.Reason, "held by the supervisor (no database guard configured)") })
+                    : new WriteBlockOutcome(Array.Empty<IHeartbeatEvent>(), Array.Empty<ActionReport>());
             }
-            catch (Exception ex)
+            else
             {
-                outcome = new WriteBlockOutcome(
-                    failure is null || currentBlock.Active ? Array.Empty<IHeartbeatEvent>() : new IHeartbeatEvent[] { new WriteBlockImposed(failure.Reason, failure.Checks, now) },
-                    new[] { new ActionReport("block_writes", failure?.Reason ?? "", $"guard failed: {ex.GetBaseException().Message}") });
+                try
+                {
+                    outcome = await guard.ReconcileAsync(currentBlock, failure, now, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    outcome = new WriteBlockOutcome(
+                        failure is null || currentBlock.Active ? Array.Empty<IHeartbeatEvent>() : new IHeartbeatEvent[] { new WriteBlockImposed(failure.Reason, failure.Checks, now) },
+                        new[] { new ActionReport("block_writes", failure?.Reason ?? "", $"guard failed: {ex.GetBaseException().Message}") });
+                }
             }
-            return new RoundClosed(round, report, outcome, await ReadControlsAsync(now).ConfigureAwait(false), breakers);
+            return new RoundClosed(round, withRepairs, outcome, await ReadControlsAsync(now).ConfigureAwait(false), breakers, states);
         }
     }
 
@@ -372,6 +458,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         var breakerAssessment = closed.Breakers;
         if (breakerAssessment is not null && !breakerAssessment.Observations.SequenceEqual(_state.OpenBreakers))
             events.Add(new BreakersObserved(breakerAssessment.Observations));
+        events.Add(new CheckStatesObserved(closed.States));
         var deliverable = plan.Notifications.Where(n => !n.PendingChannels.IsEmpty).ToList();
         if (plan.Notifications.Count > 0) events.Add(new NotificationsQueued(plan.Notifications));
 
@@ -382,6 +469,8 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             if (--remaining > 0) return;
             _round = null;
             if (_state.HeartbeatsRecorded % _options.Heartbeat.SnapshotEvery == 0) SaveSnapshot(_state);
+            // Before the report goes out: whoever reacts to it finds the retry already scheduled.
+            ScheduleSoftRetry();
             Completed(report);
             // Persisted first, sent second: a crash in between re-sends from the recovered outbox.
             foreach (var queued in deliverable) _alerts.Tell(new DeliverNotification(queued));
@@ -390,9 +479,18 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             // An open breaker is re-checked once its reset timeout let the half-open trial through.
             if (breakerAssessment?.ReprobeAfter is { } reprobe)
                 Timers.StartSingleTimer(ReprobeTimer, ReprobeBreakers.Instance, reprobe);
-            // An orchestrator escalation that arrived while this round was closing gets its own round now.
-            if (_escalations.Count > 0) StartRound();
+            // An orchestrator escalation that arrived while this round was closing gets its own round now,
+            // as does a tick or a request that arrived during a retry round.
+            if (_escalations.Count > 0 || _fullRoundPending) StartPendingFullRound();
         });
+    }
+
+    private void StartPendingFullRound()
+    {
+        _fullRoundPending = false;
+        _waiters.AddRange(_nextRoundWaiters);
+        _nextRoundWaiters.Clear();
+        StartRound();
     }
 
     private void Completed(HeartbeatReport report)

@@ -106,6 +106,7 @@ public static class HeartbeatComponents
             breakers,
             settings.IntegrationHealth.EscalateOpenBreakerAfterAttempts,
             claimTasks ? OrchestratorFleetOptions.Create(platform, settings.Fleet, NodeId(system)) : null,
-            apiServer);
+            apiServer,
+            new Repairs.RepairOptions(settings.SystemHealth.OrchestratorPingTimeout, settings.SystemHealth.ApiTimeout, http));
     }
 }

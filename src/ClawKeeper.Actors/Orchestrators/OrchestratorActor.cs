@@ -34,6 +34,7 @@ public sealed class OrchestratorActor : ReceiveActor, IWithTimers
     private readonly Dictionary<long, InFlight> _inFlight = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly string _claimerId;
+    private OrchestratorIncarnation? _current;
     private OrchestratorMode _mode = OrchestratorMode.Observing;
     private (long Id, Task Task)? _claim;
     private long _recoveryId;
@@ -74,6 +75,7 @@ public sealed class OrchestratorActor : ReceiveActor, IWithTimers
         {
             if (_claim?.Id != failed.ClaimId) return;
             _claim = null;
+            _current?.Untrack(failed.ClaimId);
             OnDatabaseFailure("claim", failed.Error, Resume.Instance);
         });
         Receive<Resume>(_ =>
@@ -100,6 +102,7 @@ public sealed class OrchestratorActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         _incarnation = _handoff.NextIncarnation();
+        _current = _handoff.Begin(_stop, _incarnation);
         if (_work is null)
         {
             _log.Debug("Orchestrator {0} up with {1} workers (observing: claims no tasks)", _definition.Name, _definition.Workers);
@@ -112,12 +115,31 @@ public sealed class OrchestratorActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        // Abandoned by the fleet while hung: its release was handed over then; a second one would release the next incarnation's tasks.
+        if (_current is { } current && !current.TryEnd()) return;
         if (_work is null) return;
         _stop.Cancel();
         var attempts = _inFlight.Values.Select(f => (Task)f.Work).ToList();
         if (_claim is { } claim) attempts.Add(claim.Task);
         var reason = $"orchestrator {_claimerId} stopped (start #{_incarnation}) with {_inFlight.Count} attempts in flight";
         _handoff.HandOver(DrainThenReleaseAsync(_work, _claimerId, _definition.Name, attempts, reason, Context.System.EventStream, Context.System.WhenTerminated, _log));
+    }
+
+    /// <summary>
+    /// The fleet gives up on a hung incarnation (it does not process messages, so it cannot stop itself):
+    /// cancels its attempts and hands over the release of its tasks, as <see cref="PostStop"/> would. Runs on
+    /// the fleet's thread. False when the incarnation already ended (stopped, or abandoned before).
+    /// </summary>
+    internal static bool Abandon(OrchestratorHandoff handoff, OrchestratorFleetOptions? work, OrchestratorDefinition definition, string reason, ActorSystem system, ILoggingAdapter log)
+    {
+        if (handoff.Current is not { } current || !current.TryEnd()) return false;
+        current.Stop.Cancel();
+        if (work is not { ClaimTasks: true }) return true;
+        var claimerId = PostgresTaskQueue.ClaimerId(work.NodeId, definition.Name);
+        var attempts = current.Attempts;
+        handoff.HandOver(DrainThenReleaseAsync(work, claimerId, definition.Name, attempts,
+            $"orchestrator {claimerId} hung (start #{current.Number}) with {attempts.Count} attempts in flight: {reason}", system.EventStream, system.WhenTerminated, log));
+        return true;
     }
 
     // ---------------------------------------------------------------- recovery
@@ -176,7 +198,8 @@ public sealed class OrchestratorActor : ReceiveActor, IWithTimers
 
     private void TryClaim()
     {
-        if (_mode != OrchestratorMode.Claiming || _claim is not null) return;
+        // An abandoned incarnation that comes back to life claims nothing: its successor owns the claimer id now.
+        if (_mode != OrchestratorMode.Claiming || _claim is not null || _stop.IsCancellationRequested) return;
         var free = _definition.Workers - _inFlight.Count;
         if (free <= 0) return;
 
@@ -185,6 +208,7 @@ public sealed class OrchestratorActor : ReceiveActor, IWithTimers
         var id = Interlocked.Increment(ref _ids);
         var claim = work.Queue.ClaimAsync(_definition.Name, _claimerId, requested, _stop.Token);
         _claim = (id, claim);
+        _current?.Track(id, claim);
         claim.PipeTo(Self, success: tasks => new Claimed(id, tasks, requested), failure: ex => new ClaimFailed(id, ex));
     }
 
@@ -192,6 +216,7 @@ public sealed class OrchestratorActor : ReceiveActor, IWithTimers
     {
         if (_claim?.Id != claimed.ClaimId) return; // an earlier incarnation's claim: its release covers those tasks
         _claim = null;
+        _current?.Untrack(claimed.ClaimId);
         DatabaseIsBack();
 
         foreach (var task in claimed.Tasks) Start(task);
@@ -222,12 +247,14 @@ public sealed class OrchestratorActor : ReceiveActor, IWithTimers
         var context = new AttemptContext(_work!, Self, _stop.Token);
         var attempt = RunAttemptAsync(context, task);
         _inFlight[id] = new InFlight(task, attempt);
+        _current?.Track(id, attempt);
         attempt.PipeTo(Self, success: report => new WorkFinished(id, report), failure: ex => new WorkFinished(id, AttemptReport.Broken(task, ex)));
     }
 
     private void OnWorkFinished(WorkFinished finished)
     {
         if (!_inFlight.Remove(finished.ExecutionId)) return; // an earlier incarnation's attempt
+        _current?.Untrack(finished.ExecutionId);
         var r = finished.Report;
         switch (r.Kind)
         {
@@ -330,7 +357,7 @@ public sealed class OrchestratorActor : ReceiveActor, IWithTimers
     /// outstanding claim) to stop, at most the release grace, then releases the claimer's tasks, retrying
     /// database errors for a while. The next incarnation awaits this before claiming.
     /// </summary>
-    private static async Task DrainThenReleaseAsync(
+    internal static async Task DrainThenReleaseAsync(
         OrchestratorFleetOptions work, string claimerId, string name, IReadOnlyList<Task> attempts, string reason, EventStream stream,
         Task systemTerminated, ILoggingAdapter log)
     {
@@ -467,6 +494,17 @@ public sealed class OrchestratorHandoff
 {
     private int _incarnations;
     private Task? _pendingRelease;
+    private OrchestratorIncarnation? _current;
+
+    /// <summary>The incarnation running now (or the last one), with what it has in flight.</summary>
+    internal OrchestratorIncarnation? Current => Volatile.Read(ref _current);
+
+    internal OrchestratorIncarnation Begin(CancellationTokenSource stop, int number)
+    {
+        var incarnation = new OrchestratorIncarnation(stop, number);
+        Volatile.Write(ref _current, incarnation);
+        return incarnation;
+    }
 
     /// <summary>How many times the orchestrator started.</summary>
     public int Incarnations => Volatile.Read(ref _incarnations);
@@ -483,3 +521,26 @@ public sealed class OrchestratorHandoff
 
 /// <summary>An orchestrator met a state it cannot handle; its fleet restarts it (and its tasks go back to the queue).</summary>
 public sealed class OrchestratorFaultException(string message) : Exception(message);
+
+/// <summary>
+/// One start of an orchestrator as its fleet can see it from outside: its cancellation and the work it has
+/// in flight (attempts and an outstanding claim), so a hung incarnation can be abandoned from the fleet's
+/// thread. <see cref="TryEnd"/> makes sure exactly one of "stopped" and "abandoned" releases its tasks.
+/// </summary>
+internal sealed class OrchestratorIncarnation(CancellationTokenSource stop, int number)
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, Task> _work = new();
+    private int _ended;
+
+    public CancellationTokenSource Stop { get; } = stop;
+
+    public int Number { get; } = number;
+
+    public IReadOnlyList<Task> Attempts => _work.Values.ToList();
+
+    public void Track(long id, Task work) => _work[id] = work;
+
+    public void Untrack(long id) => _work.TryRemove(id, out _);
+
+    public bool TryEnd() => Interlocked.Exchange(ref _ended, 1) == 0;
+}

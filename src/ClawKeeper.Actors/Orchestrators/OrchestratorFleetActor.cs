@@ -42,6 +42,8 @@ public sealed class OrchestratorFleetActor : ReceiveActor, IWithTimers
 
         Receive<PingOrchestrator>(ping => Forward(ping.Orchestrator, ping));
         Receive<GetOrchestratorStatus>(query => Forward(query.Orchestrator, query));
+        Receive<RestartOrchestrators>(restart =>
+            Sender.Tell(new OrchestratorsRestarted(restart.Orchestrators.Distinct(StringComparer.Ordinal).Select(name => RestartHung(name, restart.Reason)).ToList())));
         Receive<Terminated>(OnTerminated);
         Receive<StartAgain>(again =>
         {
@@ -103,14 +105,65 @@ public sealed class OrchestratorFleetActor : ReceiveActor, IWithTimers
     {
         slot.RestartAt = null;
         slot.Stopping = false;
-        slot.Child = Context.ActorOf(OrchestratorActor.Props(slot.Definition, _options, slot.Handoff), slot.Definition.Name);
+        // An abandoned (hung) incarnation keeps its name until its handler returns, if ever: the next one gets a fresh name.
+        var name = Context.Child(slot.Definition.Name).IsNobody() ? slot.Definition.Name : $"{slot.Definition.Name}-{++slot.Generation}";
+        slot.Child = Context.ActorOf(OrchestratorActor.Props(slot.Definition, _options, slot.Handoff), name);
         Context.Watch(slot.Child);
+    }
+
+    /// <summary>
+    /// The restart of an orchestrator that stopped answering (the heartbeat's ping found it silent). A hung
+    /// actor processes no message — not a <see cref="Kill"/>, not a PoisonPill — and <c>Context.Stop</c> takes
+    /// effect only when its handler returns; so the fleet abandons it instead: cancels its attempts, hands over
+    /// the release of its tasks (the same path as a crash), stops it (effective whenever it returns; its late
+    /// messages and its own stop release nothing), and starts a fresh incarnation at once under a new name. The
+    /// hang counts as a crash for the restart budget, backoff and escalation. A thread that never returns
+    /// stays blocked: .NET cannot abort it; the log says so.
+    /// </summary>
+    private OrchestratorRestartOutcome RestartHung(string name, string reason)
+    {
+        if (!_slots.TryGetValue(name, out var slot))
+            return new OrchestratorRestartOutcome(name, false, "unknown orchestrator");
+        if (slot.Child.IsNobody() || slot.Stopping)
+            return new OrchestratorRestartOutcome(name, false, $"already restarting (at {slot.RestartAt:u})");
+
+        var hung = slot.Child;
+        Context.Unwatch(hung);
+        Context.Stop(hung);
+        slot.Child = ActorRefs.Nobody;
+        if (!OrchestratorActor.Abandon(slot.Handoff, _options, slot.Definition, reason, Context.System, _log))
+            _log.Warning("Orchestrator {0}: its incarnation had already ended when it was to be abandoned", name);
+        _log.Warning("Orchestrator {0} ({1}) did not answer pings ({2}): abandoned; its attempts are cancelled and its tasks go back to the queue. " +
+                     "If its thread stays blocked it cannot be reclaimed, only left behind", name, hung.Path.Name, reason);
+
+        var (restartNow, delay) = RecordFailure(slot, $"hung: {reason}", Context);
+        if (restartNow)
+        {
+            var number = slot.Handoff.Incarnations + 1;
+            Start(slot);
+            return new OrchestratorRestartOutcome(name, true, $"restarted as {slot.Child.Path.Name} (start #{number})");
+        }
+        slot.RestartAt = DateTimeOffset.UtcNow + delay;
+        Timers.StartSingleTimer($"start-{name}", new StartAgain(name), delay);
+        return new OrchestratorRestartOutcome(name, false, $"restart backed off {delay.TotalSeconds:0.#} s ({slot.Crashes.Count} failures within {_supervision.CrashWindow})");
     }
 
     /// <summary>Called by the strategy on this actor's thread while it handles the child's failure: restart (true) or stop (false).</summary>
     private bool OnChildFailure(IActorContext context, IActorRef child, Exception cause)
     {
-        if (!_slots.TryGetValue(child.Path.Name, out var slot)) return true;
+        var slot = _slots.Values.FirstOrDefault(s => s.Child.Equals(child));
+        if (slot is null) return false; // an abandoned incarnation failing on its way out: let it stop
+        var error = $"{cause.GetType().Name}: {cause.Message}";
+        var (restartNow, delay) = RecordFailure(slot, error, context);
+        slot.RestartDelay = restartNow ? null : delay;
+        slot.Stopping = !restartNow;
+        slot.RestartAt = restartNow ? null : DateTimeOffset.UtcNow + delay;
+        return restartNow;
+    }
+
+    /// <summary>Counts a failure (crash or hang) in the window: restart now, or after a backoff; escalates once per streak.</summary>
+    private (bool RestartNow, TimeSpan Delay) RecordFailure(Slot slot, string error, IActorContext context)
+    {
         var now = DateTimeOffset.UtcNow;
         slot.Crashes.RemoveAll(at => now - at > _supervision.CrashWindow);
         if (slot.Crashes.Count == 0) slot.Escalated = false;
@@ -121,10 +174,6 @@ public sealed class OrchestratorFleetActor : ReceiveActor, IWithTimers
         var delay = restartNow
             ? TimeSpan.Zero
             : Backoff.Exponential(_supervision.BackoffMin, _supervision.BackoffMax, crashes - _supervision.RestartsBeforeBackoff, 0.2);
-        slot.RestartDelay = restartNow ? null : delay;
-        slot.Stopping = !restartNow;
-        slot.RestartAt = restartNow ? null : now + delay;
-        var error = $"{cause.GetType().Name}: {cause.Message}";
         if (restartNow)
             _log.Warning("Orchestrator {0} crashed ({1} in {2}): {3}; restarting it, its tasks go back to the queue", slot.Definition.Name, crashes, _supervision.CrashWindow, error);
         else
@@ -139,7 +188,7 @@ public sealed class OrchestratorFleetActor : ReceiveActor, IWithTimers
             context.System.EventStream.Publish(escalation);
         }
 
-        return restartNow;
+        return (restartNow, delay);
     }
 
     private void OnTerminated(Terminated terminated)
@@ -162,6 +211,9 @@ public sealed class OrchestratorFleetActor : ReceiveActor, IWithTimers
         public List<DateTimeOffset> Crashes { get; } = new();
         public IActorRef Child { get; set; } = ActorRefs.Nobody;
         public bool Escalated { get; set; }
+
+        /// <summary>Suffix of the next replacement name while an abandoned incarnation still holds the plain one.</summary>
+        public int Generation { get; set; }
 
         /// <summary>Stopped by the strategy for a backoff, Terminated not yet received.</summary>
         public bool Stopping { get; set; }

@@ -1,3 +1,5 @@
+using ClawKeeper.Actors.Serialization;
+
 namespace ClawKeeper.Actors.Orchestrators;
 
 /// <summary>Sent to the fleet; forwarded to the named orchestrator, which answers <see cref="OrchestratorPong"/>.</summary>
@@ -74,3 +76,17 @@ public sealed record OrchestratorTasksReleased(string Orchestrator, string Claim
 /// <paramref name="HeldLongerThan"/> by a claimer that never released them (a node that died).
 /// </summary>
 public sealed record StaleTasksReleased(IReadOnlyList<string> TaskIds, TimeSpan HeldLongerThan);
+
+/// <summary>
+/// Asks the fleet to restart orchestrators that stopped answering pings (hung, not crashed): the hung
+/// incarnation is abandoned (its running attempts cancelled, its tasks released through the usual
+/// release path) and a fresh one starts at once — or after the restart backoff when it keeps failing.
+/// Answered with <see cref="OrchestratorsRestarted"/>. Crosses the cluster (the fleet will run on every node).
+/// </summary>
+public sealed record RestartOrchestrators(IReadOnlyList<string> Orchestrators, string Reason) : IClawKeeperMessage;
+
+/// <summary>What the fleet did for each orchestrator of a <see cref="RestartOrchestrators"/>.</summary>
+public sealed record OrchestratorsRestarted(IReadOnlyList<OrchestratorRestartOutcome> Outcomes) : IClawKeeperMessage;
+
+/// <summary><paramref name="Restarted"/>: a fresh incarnation runs now (false: unknown, already restarting, or backing off — see <paramref name="Outcome"/>).</summary>
+public sealed record OrchestratorRestartOutcome(string Orchestrator, bool Restarted, string Outcome);

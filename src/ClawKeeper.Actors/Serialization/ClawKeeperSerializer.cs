@@ -38,6 +38,9 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
         [typeof(HeartbeatCompleted)] = "heartbeat-completed.v1",
         [typeof(GetHeartbeatState)] = "get-heartbeat-state.v1",
         [typeof(ReconcileWriteBlock)] = "reconcile-write-block.v1",
+        [typeof(CheckStatesObserved)] = "check-states-observed.v1",
+        [typeof(Orchestrators.RestartOrchestrators)] = "restart-orchestrators.v1",
+        [typeof(Orchestrators.OrchestratorsRestarted)] = "orchestrators-restarted.v1",
     };
 
     private static readonly IReadOnlyDictionary<string, Type> TypeByManifest = ManifestByType.ToDictionary(kv => kv.Value, kv => kv.Key);

@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using ClawKeeper.Actors.Heartbeat;
 using ClawKeeper.Actors.Orchestrators;
 using Npgsql;
 
@@ -59,9 +60,20 @@ public sealed record ClawKeeperSettings(
             InitialDelay: r.Duration($"{k}.heartbeat.initial-delay", TimeSpan.FromSeconds(15), min: TimeSpan.Zero),
             GroupTimeout: r.Duration($"{k}.heartbeat.group-timeout", TimeSpan.FromSeconds(30), min: TimeSpan.FromMilliseconds(10)),
             EscalateAfterFailures: r.Int($"{k}.heartbeat.escalate-after-failures", 3, 1, 1000),
-            SnapshotEvery: r.Int($"{k}.heartbeat.snapshot-every", 50, 1, 100_000));
+            SnapshotEvery: r.Int($"{k}.heartbeat.snapshot-every", 50, 1, 100_000),
+            Retry: new RetryPolicy(
+                r.Duration($"{k}.heartbeat.retry.interval", RetryPolicy.Default.Interval, min: TimeSpan.FromMilliseconds(10)),
+                r.Int($"{k}.heartbeat.retry.max-attempts", RetryPolicy.Default.MaxAttempts, 1, 100)),
+            Flapping: new FlappingPolicy(
+                r.Ratio($"{k}.heartbeat.flapping.low", FlappingPolicy.Default.Low),
+                r.Ratio($"{k}.heartbeat.flapping.high", FlappingPolicy.Default.High),
+                r.Int($"{k}.heartbeat.flapping.window", FlappingPolicy.Default.Window, 3, 100)));
         if (heartbeat.GroupTimeout >= heartbeat.Interval)
             r.AddError($"{k}.heartbeat.group-timeout", $"must be shorter than clawkeeper.heartbeat.interval ({heartbeat.Interval})");
+        if (heartbeat.RetryPolicy.MaxAttempts > 1 && heartbeat.RetryPolicy.Interval >= heartbeat.Interval)
+            r.AddError($"{k}.heartbeat.retry.interval", $"must be shorter than clawkeeper.heartbeat.interval ({heartbeat.Interval}): retries confirm a failure before the next heartbeat");
+        if (heartbeat.FlappingPolicy.Low > heartbeat.FlappingPolicy.High)
+            r.AddError($"{k}.heartbeat.flapping.low", $"must not be above clawkeeper.heartbeat.flapping.high ({heartbeat.FlappingPolicy.High})");
 
         const string sh = $"{k}.checks.system-health";
         var systemHealth = new SystemHealthSettings(
@@ -156,12 +168,21 @@ public sealed record JournalSettings(string ConnectionString, string SqlitePath)
     public bool UsesPostgres => ConnectionString.Length > 0;
 }
 
+/// <param name="Retry">Soft/hard states: a problem is re-checked this often, this many attempts, before it is confirmed (hard). Null = <see cref="Heartbeat.RetryPolicy.Default"/>.</param>
+/// <param name="Flapping">Flap detection thresholds. Null = <see cref="Heartbeat.FlappingPolicy.Default"/>.</param>
 public sealed record HeartbeatSettings(
     TimeSpan Interval,
     TimeSpan InitialDelay,
     TimeSpan GroupTimeout,
     int EscalateAfterFailures,
-    int SnapshotEvery);
+    int SnapshotEvery,
+    RetryPolicy? Retry = null,
+    FlappingPolicy? Flapping = null)
+{
+    public RetryPolicy RetryPolicy => Retry ?? RetryPolicy.Default;
+
+    public FlappingPolicy FlappingPolicy => Flapping ?? FlappingPolicy.Default;
+}
 
 public sealed record SystemHealthSettings(
     Uri? ApiUrl,

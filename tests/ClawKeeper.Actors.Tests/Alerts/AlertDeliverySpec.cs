@@ -18,7 +18,8 @@ public class AlertDeliverySpec : Akka.TestKit.Xunit2.TestKit
 {
     private static readonly HttpClient Http = new();
 
-    private static readonly HeartbeatSettings Heartbeat = new(TimeSpan.FromHours(4), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(10), 3, 100);
+    // Every failure hard at once: these specs are about delivery, not soft states (CheckStatesSpec, HeartbeatRetrySpec).
+    private static readonly HeartbeatSettings Heartbeat = new(TimeSpan.FromHours(4), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(10), 3, 100, RetryPolicy.Immediate);
 
     private readonly ITestOutputHelper _output;
 

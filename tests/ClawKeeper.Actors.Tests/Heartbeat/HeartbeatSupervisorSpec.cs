@@ -25,7 +25,8 @@ public class HeartbeatSupervisorSpec : Akka.TestKit.Xunit2.TestKit
         InitialDelay: TimeSpan.FromSeconds(15),
         GroupTimeout: TimeSpan.FromSeconds(30),
         EscalateAfterFailures: 3,
-        SnapshotEvery: 2);
+        SnapshotEvery: 2,
+        Retry: RetryPolicy.Immediate); // every failure hard at once here; soft states: HeartbeatRetrySpec
 
     private readonly RecordingRunLog _runLog = new();
     private readonly TestProbe _completed;

@@ -61,7 +61,24 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
         new object[] { new HeartbeatCompleted(Report) },
         new object[] { GetHeartbeatState.Instance },
         new object[] { ReconcileWriteBlock.Instance },
+        new object[] { new CheckStatesObserved(States) },
+        new object[] { new HeartbeatRecorded(Report with
+        {
+            Groups = new[] { new GroupReport("system_health", CheckStatus.Error, new[] { new CheckResult("api_server_responding", CheckStatus.Error, "no answer", "2xx", "refused", 3)
+                { State = "soft", Attempt = "2/3", Flapping = false, CarriedFrom = "heartbeat-2026-11-28T03:59:00Z" } }) },
+            Actions = new[] { new ActionReport("restart_api_server", "error: refused", "restarted: listening again") { Recheck = "GET /health answered 200 in 3 ms" } },
+            Rechecked = new[] { "system_health/api_server_responding" },
+        }) },
+        new object[] { HeartbeatState.Empty.Apply(new CheckStatesObserved(States)) },
+        new object[] { new ClawKeeper.Actors.Orchestrators.RestartOrchestrators(new[] { "cfo", "support-lead" }, "heartbeat-2026-11-28T04:00:00Z: orchestrators_reachable") },
+        new object[] { new ClawKeeper.Actors.Orchestrators.OrchestratorsRestarted(new[] { new ClawKeeper.Actors.Orchestrators.OrchestratorRestartOutcome("cfo", true, "restarted as cfo-1 (start #2)") }) },
     };
+
+    private static readonly CheckStates States = new(
+        ImmutableDictionary<string, CheckState>.Empty
+            .Add("system_health/api_server_responding", new CheckState(CheckStatus.Error, 2, false, "0010101", true, 0.3125, Report.CompletedAt))
+            .Add("data_integrity/audit_log_continuous", new CheckState(CheckStatus.Pass, 1, true, "00", false, 0, Report.CompletedAt)),
+        true, Report.StartedAt, Report.StartedAt.AddHours(-4));
 
     [Theory]
     [MemberData(nameof(Messages))]

@@ -19,6 +19,8 @@ public class ClawKeeperSettingsSpec
         var settings = ClawKeeperSettings.FromConfig(Shipped());
         Assert.Equal(TimeSpan.FromHours(4), settings.Heartbeat.Interval);
         Assert.Equal(3, settings.Heartbeat.EscalateAfterFailures);
+        Assert.Equal(new ClawKeeper.Actors.Heartbeat.RetryPolicy(TimeSpan.FromMinutes(1), 3), settings.Heartbeat.RetryPolicy);
+        Assert.Equal(new ClawKeeper.Actors.Heartbeat.FlappingPolicy(0.25, 0.3, 20), settings.Heartbeat.FlappingPolicy);
         Assert.Equal(100, settings.TaskQueue.MaxPending);
         Assert.Equal(TimeSpan.FromHours(1), settings.TaskQueue.StuckAfter);
         Assert.Equal(0.05, settings.TaskQueue.MaxErrorRate);
@@ -45,6 +47,11 @@ public class ClawKeeperSettingsSpec
     [InlineData("clawkeeper.checks.task-queue.max-pending = -3", "clawkeeper.checks.task-queue.max-pending", "at least 1")]
     [InlineData("clawkeeper.checks.task-queue.max-error-rate = 5", "clawkeeper.checks.task-queue.max-error-rate", "ratio")]
     [InlineData("clawkeeper.node.port = 70000", "clawkeeper.node.port", "between 0 and 65535")]
+    [InlineData("clawkeeper.heartbeat.retry.interval = 5h", "clawkeeper.heartbeat.retry.interval", "shorter than")]
+    [InlineData("clawkeeper.heartbeat.retry.max-attempts = 0", "clawkeeper.heartbeat.retry.max-attempts", "between 1 and 100")]
+    [InlineData("clawkeeper.heartbeat.flapping.high = 1.5", "clawkeeper.heartbeat.flapping.high", "ratio")]
+    [InlineData("clawkeeper.heartbeat.flapping { low = 0.5, high = 0.3 }", "clawkeeper.heartbeat.flapping.low", "not be above")]
+    [InlineData("clawkeeper.heartbeat.flapping.window = 2", "clawkeeper.heartbeat.flapping.window", "between 3 and 100")]
     [InlineData("clawkeeper.logging.format = xml", "clawkeeper.logging.format", "text, json")]
     [InlineData("clawkeeper.checks.system-health.api-server.url = \"ftp://x\"", "clawkeeper.checks.system-health.api-server.url", "http(s)")]
     [InlineData("clawkeeper.orchestrators.cfo.workers = lots", "clawkeeper.orchestrators.cfo.workers", "whole number")]
