@@ -48,6 +48,17 @@ public sealed class SubmissionBuffer : IDisposable
                 priority      INTEGER NOT NULL,
                 accepted_at   TEXT    NOT NULL
             );
+            CREATE TABLE IF NOT EXISTS rejected_submissions (
+                id            TEXT    NOT NULL PRIMARY KEY,
+                tenant_id     TEXT    NOT NULL,
+                orchestrator  TEXT    NOT NULL,
+                kind          TEXT    NOT NULL,
+                payload       TEXT    NOT NULL,
+                priority      INTEGER NOT NULL,
+                accepted_at   TEXT    NOT NULL,
+                rejected_at   TEXT    NOT NULL,
+                reason        TEXT    NOT NULL
+            );
             """);
     }
 
@@ -149,6 +160,61 @@ public sealed class SubmissionBuffer : IDisposable
             delete.CommandText = "DELETE FROM submissions WHERE id = $id";
             delete.Parameters.AddWithValue("$id", id);
             delete.ExecuteNonQuery();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Moves a task the database refuses for good (e.g. its tenant no longer exists) out of the way,
+    /// into <c>rejected_submissions</c> of the same file with the reason: kept for an operator, not retried.
+    /// </summary>
+    public async Task RejectAsync(string id, string reason, CancellationToken ct)
+    {
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            using var connection = Open();
+            using var transaction = connection.BeginTransaction();
+            using (var move = connection.CreateCommand())
+            {
+                move.Transaction = transaction;
+                move.CommandText = """
+                    INSERT OR REPLACE INTO rejected_submissions (id, tenant_id, orchestrator, kind, payload, priority, accepted_at, rejected_at, reason)
+                    SELECT id, tenant_id, orchestrator, kind, payload, priority, accepted_at, $at, $reason FROM submissions WHERE id = $id
+                    """;
+                move.Parameters.AddWithValue("$id", id);
+                move.Parameters.AddWithValue("$at", DateTimeOffset.UtcNow.ToString("O"));
+                move.Parameters.AddWithValue("$reason", reason);
+                move.ExecuteNonQuery();
+            }
+            using (var delete = connection.CreateCommand())
+            {
+                delete.Transaction = transaction;
+                delete.CommandText = "DELETE FROM submissions WHERE id = $id";
+                delete.Parameters.AddWithValue("$id", id);
+                delete.ExecuteNonQuery();
+            }
+            transaction.Commit();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>How many submissions were set aside by <see cref="RejectAsync"/>.</summary>
+    public async Task<int> RejectedCountAsync(CancellationToken ct)
+    {
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            using var connection = Open();
+            using var count = connection.CreateCommand();
+            count.CommandText = "SELECT count(*) FROM rejected_submissions";
+            return Convert.ToInt32(count.ExecuteScalar());
         }
         finally
         {

@@ -117,17 +117,37 @@ public sealed class SubmissionFlusher : IAsyncDisposable
             if (batch.Count == 0) return;
             foreach (var task in batch)
             {
-                var (outcome, _) = await _tasks.InsertAsync(task, ct).ConfigureAwait(false);
+                ApiTaskInsertOutcome outcome;
+                try
+                {
+                    (outcome, _) = await _tasks.InsertAsync(task, ct).ConfigureAwait(false);
+                }
+                catch (Npgsql.PostgresException ex) when (IsPermanentRefusal(ex))
+                {
+                    // This task can never be written (e.g. its tenant is gone): set it aside, keep the rest moving.
+                    await _buffer.RejectAsync(task.Id, $"{ex.SqlState}: {ex.MessageText}", ct).ConfigureAwait(false);
+                    Log.Error("Buffered task {TaskId} of tenant {TenantId} was refused by the database ({SqlState}: {Message}); kept in rejected_submissions of {Path}",
+                        task.Id, task.TenantId, ex.SqlState, ex.MessageText, _buffer.Path);
+                    continue;
+                }
                 if (outcome == ApiTaskInsertOutcome.IdTaken)
-                    // Ids are derived from the tenant, so this needs a hash collision or a hand-made row; keep the evidence.
-                    Log.Error("Buffered task {TaskId} of tenant {TenantId} was not written: its id is taken by another tenant's task (payload kept in the log only as its size: {Bytes} bytes)",
-                        task.Id, task.TenantId, task.PayloadJson.Length);
+                {
+                    // Ids are derived from the tenant, so this needs a hash collision or a hand-made row; keep the task.
+                    await _buffer.RejectAsync(task.Id, "the task id is taken by another tenant's task", ct).ConfigureAwait(false);
+                    Log.Error("Buffered task {TaskId} of tenant {TenantId} was not written: its id is taken by another tenant's task; kept in rejected_submissions of {Path}",
+                        task.Id, task.TenantId, _buffer.Path);
+                    continue;
+                }
                 await _buffer.RemoveAsync(task.Id, ct).ConfigureAwait(false);
                 Interlocked.Increment(ref _flushed);
             }
             _gate.MarkAvailable();
         }
     }
+
+    /// <summary>Refusals of this one row that no retry will change (integrity, data, privilege/RLS); not CK001 (a block is lifted).</summary>
+    private static bool IsPermanentRefusal(Npgsql.PostgresException ex) =>
+        ex.SqlState != "CK001" && (ex.SqlState.StartsWith("23", StringComparison.Ordinal) || ex.SqlState.StartsWith("22", StringComparison.Ordinal) || ex.SqlState == "42501");
 
     public async ValueTask DisposeAsync()
     {

@@ -91,3 +91,37 @@ public sealed class ApiKeyStore
         await transaction.CommitAsync(ct).ConfigureAwait(false);
     }
 }
+
+/// <summary>Issues API keys (the secret is returned once; only its hash is stored).</summary>
+public static class ApiKeyIssuer
+{
+    /// <summary>A new random key: <c>ck_</c> + 32 random bytes, base64url.</summary>
+    public static string NewSecret() =>
+        "ck_" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    /// <summary>Stores a new key for <paramref name="tenantId"/> and returns its secret (shown once, never stored).</summary>
+    public static async Task<string> IssueAsync(NpgsqlDataSource dataSource, string keyId, string tenantId, string name, DateTimeOffset? expiresAt, CancellationToken ct)
+    {
+        var secret = NewSecret();
+        await using var connection = await dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
+        await using (var context = new NpgsqlCommand("SELECT set_config('app.tenant_id', $1, true)", connection, transaction))
+        {
+            context.Parameters.AddWithValue(tenantId);
+            await context.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        await using (var insert = new NpgsqlCommand(
+                         "INSERT INTO api_keys (id, tenant_id, name, key_prefix, key_hash, expires_at) VALUES ($1, $2, $3, $4, $5, $6)", connection, transaction))
+        {
+            insert.Parameters.AddWithValue(keyId);
+            insert.Parameters.AddWithValue(tenantId);
+            insert.Parameters.AddWithValue(name);
+            insert.Parameters.AddWithValue(secret[..12]);
+            insert.Parameters.AddWithValue(ApiKeyStore.Hash(secret));
+            insert.Parameters.AddWithValue(expiresAt is { } e ? e.ToUniversalTime() : DBNull.Value);
+            await insert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        await transaction.CommitAsync(ct).ConfigureAwait(false);
+        return secret;
+    }
+}

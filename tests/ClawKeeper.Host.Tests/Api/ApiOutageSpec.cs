@@ -147,3 +147,32 @@ public class ApiOutageSpec
         Directory.Delete(directory, recursive: true);
     }
 }
+
+public class ApiOutageRejectionSpec
+{
+    [Fact]
+    public async Task A_buffered_task_the_database_refuses_for_good_is_set_aside_and_the_others_are_written()
+    {
+        await using var api = await ApiTestServer.StartAsync();
+        Assert.Equal(200, (await api.SendAsync(HttpMethod.Get, "api/ping", ApiTestServer.AcmeKey)).Status);
+        Assert.Equal(200, (await api.SendAsync(HttpMethod.Get, "api/ping", ApiTestServer.GlobexKey)).Status);
+        api.Proxy.Cut();
+        Assert.Equal(202, (await api.SubmitAsync(ApiTestServer.GlobexKey, new { orchestrator = "cfo", id = "orphan" })).Status);
+        Assert.Equal(202, (await api.SubmitAsync(ApiTestServer.AcmeKey, new { orchestrator = "cfo", id = "fine" })).Status);
+
+        // Meanwhile the tenant globex is removed from the platform: its task can never be written.
+        await Sql.ExecuteAsync(api.Database, "DELETE FROM api_keys WHERE tenant_id = 'globex'");
+        await Sql.ExecuteAsync(api.Database, "DELETE FROM tenants WHERE id = 'globex'");
+        api.Proxy.Restore();
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (await api.Server.Buffer.CountAsync(CancellationToken.None) > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the buffer did not drain");
+            await Task.Delay(100);
+        }
+        Assert.Equal(1, await api.Server.Buffer.RejectedCountAsync(CancellationToken.None));
+        var written = Assert.Single(await Sql.RowsAsync(api.Database, "SELECT tenant_id FROM tasks"));
+        Assert.Equal("acme", written[0]);
+    }
+}
