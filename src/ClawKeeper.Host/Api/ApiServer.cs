@@ -32,6 +32,8 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
     private Uri? _baseUrl;
     private int? _boundPort;
     private bool _flusherStarted;
+    private int _disposed;
+    private bool _lifecycleDisposed;
 
     public ApiServer(ApiSettings settings, NpgsqlDataSource platform, string applicationRole, ApiRequestMetrics? metrics = null)
     {
@@ -39,7 +41,15 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
         Gate = new DatabaseGate();
         Keys = new ApiKeyStore(platform, settings.CommandTimeout);
         Tasks = new ApiTaskStore(platform, applicationRole, settings.CommandTimeout);
-        Buffer = new SubmissionBuffer(settings.BufferPath, settings.BufferCapacity);
+        try
+        {
+            Buffer = new SubmissionBuffer(settings.BufferPath, settings.BufferCapacity);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            throw new Configuration.ConfigurationProblemException(
+                $"{ApiSettings.DefaultPrefix}.submission-buffer.path: cannot open the submission buffer '{settings.BufferPath}': {ex.Message}");
+        }
         Authenticator = new ApiAuthenticator(Keys, Gate, settings.KeyCacheTtl);
         Flusher = new SubmissionFlusher(Buffer, Tasks, platform, Gate, settings);
         Metrics = metrics ?? new ApiRequestMetrics();
@@ -81,7 +91,19 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
                 Flusher.Start();
                 _flusherStarted = true;
             }
-            if (_app is null) await StartListenerLockedAsync(cancellationToken).ConfigureAwait(false);
+            if (_app is null)
+            {
+                try
+                {
+                    await StartListenerLockedAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (IOException ex) when (_boundPort is null)
+                {
+                    throw new Configuration.ConfigurationProblemException(
+                        $"{ApiSettings.DefaultPrefix}.port: the API server cannot listen on {Settings.Hostname}:{Settings.Port} ({ex.Message}); " +
+                        "choose another port (CLAWKEEPER_API_PORT, 0 = any free port) or set clawkeeper.api.enabled = false");
+                }
+            }
         }
         finally
         {
@@ -167,6 +189,7 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
 
     public async Task StopAsync()
     {
+        if (Volatile.Read(ref _lifecycleDisposed)) return; // stopped and disposed already
         await _lifecycle.WaitAsync().ConfigureAwait(false);
         try
         {
@@ -259,8 +282,10 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await StopAsync().ConfigureAwait(false);
         Buffer.Dispose();
+        Volatile.Write(ref _lifecycleDisposed, true);
         _lifecycle.Dispose();
     }
 }

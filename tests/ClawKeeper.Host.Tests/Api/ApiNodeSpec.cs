@@ -110,3 +110,31 @@ public class ApiNodeSpec
         }
     }
 }
+
+public class ApiNodeConfigurationSpec
+{
+    [Fact]
+    public async Task A_taken_api_port_or_a_bad_api_setting_stops_run_with_exit_2_naming_the_key()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        var environment = new Dictionary<string, string?>
+        {
+            ["CLAWKEEPER_PLATFORM_DB"] = "Host=127.0.0.1;Port=1;Database=none;Username=none;Password=secret-not-shown",
+            ["CLAWKEEPER_API_PORT"] = port.ToString(),
+            ["CLAWKEEPER_OPS_PORT"] = "0",
+            ["CLAWKEEPER_NODE_PORT"] = "0",
+        };
+        var busy = await ClawKeeperProcess.RunAsync(environment, "run");
+        Assert.True(busy.ExitCode == 2, busy.ToString());
+        Assert.Contains("clawkeeper.api.port: the API server cannot listen on 127.0.0.1:" + port, busy.StandardError);
+        Assert.Contains("CLAWKEEPER_API_PORT", busy.StandardError);
+
+        environment["CLAWKEEPER_API_HOSTNAME"] = "api.example.com";
+        var bad = await ClawKeeperProcess.RunAsync(environment, "run");
+        Assert.True(bad.ExitCode == 2, bad.ToString());
+        Assert.Contains("clawkeeper.api.hostname: must be an IP address", bad.StandardError);
+        Assert.DoesNotContain("secret-not-shown", bad.StandardError + bad.StandardOutput);
+    }
+}
