@@ -231,7 +231,13 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
         _app = null;
         try
         {
-            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            // A hung listener must not hang the restart: in-flight requests get 5 s, then their connections are aborted.
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await app.StopAsync(grace.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // the grace period ended; DisposeAsync below releases the port
         }
         finally
         {
