@@ -45,7 +45,8 @@ public static class HeartbeatComponents
     };
 
     public static IReadOnlyList<CheckGroupDefinition> CheckGroups(
-        ClawKeeperSettings settings, NpgsqlDataSource? platform, HttpClient http, ProviderCircuitBreakers breakers) =>
+        ClawKeeperSettings settings, NpgsqlDataSource? platform, HttpClient http, ProviderCircuitBreakers breakers,
+        Repairs.IApiServerControl? hostedApi = null) =>
         new[]
         {
             new CheckGroupDefinition(Checks.CheckGroups.SystemHealth, SystemHealthChecks, environment =>
@@ -53,7 +54,7 @@ public static class HeartbeatComponents
                 var pinger = new OrchestratorPinger(environment.Orchestrators, settings.Orchestrators);
                 return CheckGroupActor.Props(Checks.CheckGroups.SystemHealth, new IPlatformCheck[]
                 {
-                    new ApiServerRespondingCheck(http, settings.SystemHealth),
+                    new ApiServerRespondingCheck(http, settings.SystemHealth, hostedApi is null ? null : () => hostedApi.BaseUrl),
                     new DatabaseConnectionCheck(platform, settings.SystemHealth),
                     new OrchestratorsReachableCheck(pinger, settings.SystemHealth),
                     new WorkerPoolCapacityCheck(pinger, settings.SystemHealth),
@@ -73,7 +74,8 @@ public static class HeartbeatComponents
             // Security events are counted in (previous heartbeat's start, this start]: contiguous windows, nothing counted twice or skipped.
             new CheckGroupDefinition(Checks.CheckGroups.SecurityPosture, SecurityPostureChecks.Ids, _ =>
                 CheckGroupActor.Props(Checks.CheckGroups.SecurityPosture,
-                    SecurityPostureChecks.All(platform, http, settings.SecurityPosture, context => context.PreviousStartedAt))),
+                    SecurityPostureChecks.All(platform, http, settings.SecurityPosture, context => context.PreviousStartedAt,
+                        hostedApi as IRateLimitProbeSource))),
             new CheckGroupDefinition(Checks.CheckGroups.IntegrationHealth, IntegrationHealthChecks.Ids, _ =>
                 CheckGroupActor.Props(Checks.CheckGroups.IntegrationHealth, IntegrationHealthChecks.All(platform, http, breakers, settings.IntegrationHealth))),
         };
@@ -94,7 +96,7 @@ public static class HeartbeatComponents
         return new HeartbeatSupervisorOptions(
             persistenceId,
             settings.Heartbeat,
-            CheckGroups(settings, platform, http, breakers),
+            CheckGroups(settings, platform, http, breakers, apiServer),
             settings.Orchestrators,
             new PlatformHeartbeatRunLog(platform),
             scheduled,

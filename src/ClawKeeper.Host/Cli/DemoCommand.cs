@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Akka.Actor;
+using ClawKeeper.Host.Api;
 using ClawKeeper.Host.Configuration;
 using ClawKeeper.Host.Demo;
 using ClawKeeper.Host.Ops;
@@ -36,6 +37,7 @@ public static class DemoCommand
             var workDirectory = Path.GetFullPath(".clawkeeper");
             Directory.CreateDirectory(workDirectory);
             var journalPath = Path.Combine(workDirectory, "demo-journal.db");
+            var apiBufferPath = Path.Combine(workDirectory, "demo-api-submissions.db");
 
             // Validate the configuration before starting anything (the demo database is filled in below).
             var (_, preliminary) = ClawKeeperCli.LoadSettings(parse, new[] { "demo.conf" }, requirePlatformDb: false);
@@ -49,8 +51,14 @@ public static class DemoCommand
                 var platform = server.ConnectionStringFor("clawkeeper");
                 var migrated = await PlatformMigrator.MigrateAsync(platform, cancellationToken);
                 var seeded = await DemoSeeder.SeedAsync(platform, cancellationToken);
-                foreach (var stale in new[] { journalPath, journalPath + "-wal", journalPath + "-shm" })
+                foreach (var stale in new[] { journalPath, apiBufferPath }.SelectMany(p => new[] { p, p + "-wal", p + "-shm" }))
                     File.Delete(stale);
+                // A key for a newcomer's curl: shown once below, stored only as its SHA-256.
+                var demoTenant = DemoSeeder.Tenants[0].Id;
+                string demoKey;
+                await using (var keys = Npgsql.NpgsqlDataSource.Create(platform))
+                    demoKey = await ClawKeeper.Platform.Api.ApiKeyIssuer.IssueAsync(keys, $"key-{demoTenant}-demo-{DateTime.UtcNow:yyyyMMddHHmmss}", demoTenant,
+                        "demo key (printed by clawkeeper demo)", DateTimeOffset.UtcNow.AddDays(30), cancellationToken);
                 var envFile = Path.Combine(workDirectory, "demo.env");
                 await File.WriteAllTextAsync(envFile, $"{ConfigurationLoader.PlatformDbVariable}='{platform}'\n", cancellationToken);
                 if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(envFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
@@ -61,6 +69,7 @@ public static class DemoCommand
                     ["clawkeeper.platform-db.connection-string"] = platform,
                     ["clawkeeper.journal.connection-string"] = "",
                     ["clawkeeper.journal.sqlite-path"] = journalPath,
+                    ["clawkeeper.api.submission-buffer.path"] = apiBufferPath,
                 };
                 var (config, settings) = ClawKeeperCli.LoadSettings(parse, new[] { "demo.conf" }, overrides);
 
@@ -68,6 +77,8 @@ public static class DemoCommand
                 await host.StartAsync(cancellationToken);
                 var system = host.Services.GetRequiredService<ActorSystem>();
                 var address = Akka.Cluster.Cluster.Get(system).SelfAddress;
+                var apiUrl = host.Services.GetService<ApiServer>()?.BaseUrl;
+                const string curlBody = """{"orchestrator": "accounts-payable-lead", "kind": "invoice.match", "payload": {"invoice": "INV-1"}}""";
                 Console.Out.WriteLine($"""
 
                     ClawKeeper demo is running.
@@ -75,6 +86,9 @@ public static class DemoCommand
                       Connection string : in {envFile} (not printed: it holds the password)
                       Cluster node      : {address}
                       Status page       : {system.OpsBaseUri()?.ToString() ?? "(ops surface not started)"}  (also /health/ready, /heartbeat/latest, /metrics)
+                      API server        : {apiUrl?.ToString() ?? "(disabled: clawkeeper.api.enabled = false)"}  (GET /health; POST /api/tasks and GET /api/tasks/ID with an API key)
+                      Demo API key      : {demoKey}  (tenant {demoTenant}; shown once, stored only as its SHA-256)
+                      Submit a task     : curl -s -X POST -H "Authorization: Bearer {demoKey}" -H "Content-Type: application/json" -d '{curlBody}' {apiUrl}api/tasks
                       Provider sandbox  : {sandbox.BaseAddress} (plaid, stripe, quickbooks, xero; curl -X POST {sandbox.BaseAddress}stripe/fail to trip a breaker, .../recover to heal it)
                       Alerts            : {(settings.Alerts.Policy.ChannelsByAudience.Values.Any(c => c.Count > 0) ? "delivered by " + string.Join(", ", settings.Alerts.Policy.ChannelsByAudience.Where(a => a.Value.Count > 0).Select(a => $"{a.Key}: {string.Join("+", a.Value)}")) : "recorded only (set CLAWKEEPER_SMTP_HOST/CLAWKEEPER_ALERT_EMAIL_SUPER_ADMIN or CLAWKEEPER_DISCORD_WEBHOOK_SUPER_ADMIN to deliver)")}
                       Heartbeat         : every {settings.Heartbeat.Interval.TotalSeconds:0} s, first in {settings.Heartbeat.InitialDelay.TotalSeconds:0} s

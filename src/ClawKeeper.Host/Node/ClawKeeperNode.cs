@@ -3,6 +3,7 @@ using Akka.Logger.Serilog;
 using ClawKeeper.Actors.Heartbeat;
 using ClawKeeper.Actors.Hosting;
 using ClawKeeper.Actors.Settings;
+using ClawKeeper.Host.Api;
 using ClawKeeper.Host.Ops;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -29,6 +30,8 @@ public static class ClawKeeperNode
     {
         // Read before anything starts, so a bad ops key stops start-up with exit 2 like every other setting.
         var ops = mode == NodeMode.ClusterNode ? OpsSettings.FromConfig(config, settings) : null;
+        // The API server is hosted by cluster nodes only (check --once observes, it serves nothing).
+        var api = mode == NodeMode.ClusterNode ? ApiSettings.FromConfig(config) : null;
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSerilog(dispose: false);
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(settings.PlatformConnectionString));
@@ -36,11 +39,18 @@ public static class ClawKeeperNode
         // The ops surface's /health/live and /health/ready run the Akka.Hosting health checks through this service.
         if (mode == NodeMode.ClusterNode)
             builder.Services.AddHealthChecks();
+        if (api is { Enabled: true })
+        {
+            // Registered before Akka: the API listens (or the node fails to start) before the first heartbeat.
+            builder.Services.AddSingleton(services => new ApiServer(api, services.GetRequiredService<NpgsqlDataSource>(), settings.SecurityPosture.ApplicationRole));
+            builder.Services.AddHostedService(services => services.GetRequiredService<ApiServer>());
+        }
 
         builder.Services.AddAkka(ClawKeeperAkkaExtensions.ActorSystemName, (akka, services) =>
         {
             var platform = services.GetRequiredService<NpgsqlDataSource>();
             var http = services.GetRequiredService<HttpClient>();
+            var apiServer = services.GetService<ApiServer>();
             akka.AddHocon(config, HoconAddMode.Prepend)
                 .ConfigureLoggers(loggers =>
                 {
@@ -55,9 +65,10 @@ public static class ClawKeeperNode
                 akka.WithClawKeeperCluster(settings.Node)
                     .WithHeartbeatSingleton(system => HeartbeatComponents.SupervisorOptions(
                         system, settings, platform, http, HeartbeatSupervisorOptions.NodePersistenceId, scheduled: true, dryRun: false,
-                        claimTasks: settings.Fleet.ClaimTasks))
+                        claimTasks: settings.Fleet.ClaimTasks, apiServer: apiServer))
                     .WithClawKeeperOps(ops!, platform, new OpsWriteSettings(settings.Security, settings.DataIntegrity))
                     .WithClawKeeperHealthChecks(ops!, settings.Journal, clustered: true);
+                if (apiServer is not null) akka.AddSetup(new ApiMetricsSetup(apiServer.Metrics));
             }
             else
             {

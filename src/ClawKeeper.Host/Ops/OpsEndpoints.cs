@@ -216,7 +216,7 @@ public sealed class OpsEndpoints
         var view = await _heartbeat.ViewAsync(_queries, cancellationToken).ConfigureAwait(false);
         var platform = await PlatformAsync(history: false, cancellationToken).ConfigureAwait(false);
         var text = OpsMetrics.Render(new MetricsInput(view, DateTimeOffset.UtcNow, platform.Uptime, platform.Api, platform.Tasks,
-            platform.TenantDays, platform.Visibility, platform.Error));
+            platform.TenantDays, platform.Visibility, platform.Error, Api.ApiMetricsSetup.Of(_system)?.Snapshot(DateTimeOffset.UtcNow)));
         return new OpsResponse(200, OpsResponse.PrometheusType, text);
     }
 

@@ -62,7 +62,8 @@ public sealed record MetricsInput(
     TaskRates? Tasks,
     IReadOnlyList<TenantDay>? TenantDays,
     string? Visibility,
-    string? PlatformError);
+    string? PlatformError,
+    Api.ApiRequestSnapshot? ApiRequests = null);
 
 /// <summary>The protocol's metrics (ARCHITECTURE.md §1 "Tracked metrics") as Prometheus text.</summary>
 public static class OpsMetrics
@@ -128,6 +129,17 @@ public static class OpsMetrics
         if (input.ApiResponse is { } api)
             p.Gauge("clawkeeper_api_response_time_seconds_avg", "Mean response time of the API's GET /health as measured by api_server_responding, over the window.",
                 api.Select(a => (L(("window", a.Window)), a.AverageMs / 1000.0)));
+
+        if (input.ApiRequests is { } served)
+        {
+            p.Family("clawkeeper_api_requests_total", "counter", "Requests the API hosted by this node answered since it started, by route and HTTP status.",
+                served.Counts.Select(c => (L(("route", c.Route), ("status", c.Status.ToString(CultureInfo.InvariantCulture))), (double)c.Count)));
+            p.Family("clawkeeper_api_request_seconds_total", "counter", "Sum of the times the API hosted by this node took to answer, by route, since it started (divided by the requests of the route: the average response time).",
+                served.Durations.OrderBy(d => d.Key, StringComparer.Ordinal).Select(d => (L(("route", d.Key)), d.Value.DurationSumSeconds)));
+            p.Gauge("clawkeeper_api_served_response_time_seconds_avg", "Mean time the API hosted by this node took to answer over the last 5 minutes (NaN: no request).",
+                [(L(("window", "5m")), served.RecentAverageSeconds)]);
+            p.Gauge("clawkeeper_api_served_requests_recent", "Requests counted in clawkeeper_api_served_response_time_seconds_avg.", [(L(("window", "5m")), (double)served.RecentSamples)]);
+        }
 
         if (input.Tasks is { } tasks)
         {

@@ -11,12 +11,14 @@ public static class SecurityPostureChecks
     };
 
     /// <param name="watermark">Where the security-event windows start; default: the last completed heartbeat.</param>
-    public static IReadOnlyList<IPlatformCheck> All(NpgsqlDataSource? platform, HttpClient http, SecurityPostureSettings settings, EventWatermark? watermark = null) =>
+    /// <param name="hostedApi">The API hosted by this node, probed by rate_limiters_functioning when no URL is configured.</param>
+    public static IReadOnlyList<IPlatformCheck> All(NpgsqlDataSource? platform, HttpClient http, SecurityPostureSettings settings, EventWatermark? watermark = null,
+        IRateLimitProbeSource? hostedApi = null) =>
         new IPlatformCheck[]
         {
             new TenantIsolationCheck(platform, settings, watermark: watermark),
             new UnauthorizedAccessAttemptsCheck(platform, settings, watermark),
             new ApiKeysValidCheck(platform, settings),
-            new RateLimitersFunctioningCheck(http, settings),
+            new RateLimitersFunctioningCheck(http, settings, hostedApi),
         };
 }

@@ -3,16 +3,24 @@ using ClawKeeper.Actors.Settings;
 
 namespace ClawKeeper.Actors.Checks.SystemHealth;
 
-/// <summary><c>api_server_responding</c>: a real <c>GET {url}/health</c> answers 2xx within the limit.</summary>
+/// <summary>
+/// <c>api_server_responding</c>: a real <c>GET {url}/health</c> answers 2xx within the limit. The URL is
+/// <c>checks.system-health.api-server.url</c> when configured, else the API server hosted by this node
+/// (resolved at each run: it is known only once the listener started, and null while it is stopped,
+/// which fails the check), else the check is skipped.
+/// </summary>
 public sealed class ApiServerRespondingCheck : IPlatformCheck
 {
     private readonly HttpClient _http;
     private readonly SystemHealthSettings _settings;
+    private readonly Func<Uri?>? _hostedApi;
 
-    public ApiServerRespondingCheck(HttpClient http, SystemHealthSettings settings)
+    /// <param name="hostedApi">The base URL of the API hosted by this node now (null while it does not listen); null = no hosted API.</param>
+    public ApiServerRespondingCheck(HttpClient http, SystemHealthSettings settings, Func<Uri?>? hostedApi = null)
     {
         _http = http;
         _settings = settings;
+        _hostedApi = hostedApi;
     }
 
     public string Id => "api_server_responding";
@@ -22,10 +30,17 @@ public sealed class ApiServerRespondingCheck : IPlatformCheck
     public async Task<CheckOutcome> RunAsync(CheckContext context, CancellationToken cancellationToken)
     {
         var threshold = $"GET /health answers 2xx in < {_settings.ApiMaxResponseTime.TotalMilliseconds:0} ms";
-        if (_settings.ApiUrl is null)
-            return CheckOutcome.Skipped(threshold, "no API server configured (clawkeeper.checks.system-health.api-server.url is empty)");
+        Uri baseUrl;
+        if (_settings.ApiUrl is { } configured)
+            baseUrl = configured;
+        else if (_hostedApi is null)
+            return CheckOutcome.Skipped(threshold, "no API server configured (clawkeeper.checks.system-health.api-server.url is empty) and this node hosts none");
+        else if (_hostedApi() is { } hosted)
+            baseUrl = hosted;
+        else
+            return CheckOutcome.Fail("not listening", threshold, "the API server hosted by this node is not listening (its listener is stopped)");
 
-        var url = new Uri(_settings.ApiUrl, "health");
+        var url = new Uri(baseUrl, "health");
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(_settings.ApiTimeout);
         var stopwatch = Stopwatch.StartNew();
