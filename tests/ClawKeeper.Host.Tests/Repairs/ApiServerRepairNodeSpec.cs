@@ -118,7 +118,8 @@ public class ApiServerRepairNodeSpec(ITestOutputHelper output)
             var firingMail = firing[0];
             output.WriteLine($"firing after {watch.ElapsedMilliseconds} ms: {firingMail.Message.Subject}\n{firingMail.Message.TextBody}");
             Assert.Equal(new[] { AdminAddress }, firingMail.EnvelopeTo);
-            Assert.Contains("the heartbeat restarted it", firingMail.Message.TextBody);
+            Assert.Contains("WARNING: the heartbeat restarted the API server, /health answers again", firingMail.Message.Subject);
+            Assert.Contains("it had failed: fail: not listening", firingMail.Message.TextBody);
             Assert.Contains("re-check: GET /health answered 200", firingMail.Message.TextBody);
 
             // The next heartbeat (the node's own retry round of the soft check) passes it and resolves admin's incident.
