@@ -43,6 +43,8 @@ public class OpsNodeProcessSpec
         await File.WriteAllTextAsync(config, ProviderStandIns.Hocon(providers.BaseAddress) + """
 
             clawkeeper.heartbeat { interval = 30s, initial-delay = 1s, group-timeout = 20s }
+            # The retry cadence of soft failures must stay below the interval (the 1m default does not).
+            clawkeeper.heartbeat.retry.interval = 10s
             """);
         var opsPort = FreePort();
         var start = new ProcessStartInfo("dotnet")
