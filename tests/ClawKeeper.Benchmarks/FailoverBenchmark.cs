@@ -179,7 +179,7 @@ public sealed class FailoverBenchmark
         var journalDb = await TestDatabases.CreateEmptyAsync();
         var config = Path.Combine(Directory.CreateTempSubdirectory("clawkeeper-failover-").FullName, "failover.conf");
         await File.WriteAllTextAsync(config, $"""
-            clawkeeper.heartbeat {"{"} interval = 2s, initial-delay = 500ms, group-timeout = 1500ms {"}"}
+            clawkeeper.heartbeat {"{"} interval = 2s, initial-delay = 500ms, group-timeout = 1500ms, retry {"{"} interval = 500ms, max-attempts = 1 {"}"} {"}"}
             clawkeeper.fleet.claim-tasks = off
             {(profile == "tuned" ? _options.TunedOverrides : AkkaDefaults)}
             """, cancellationToken);

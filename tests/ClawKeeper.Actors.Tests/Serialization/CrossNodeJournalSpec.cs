@@ -70,7 +70,7 @@ public class CrossNodeJournalSpec
         var journal = await TestDatabases.CreateEmptyAsync();
         var samples = ClawKeeperSerializerSpec.Messages().Select(m => m[0]).ToList();
         var events = samples.OfType<IHeartbeatEvent>().ToList();
-        var state = samples.OfType<HeartbeatState>().Single();
+        var state = samples.OfType<HeartbeatState>().First();
         Assert.True(events.Count >= 10, "every event type is sampled");
         var timeout = TimeSpan.FromSeconds(30);
 

@@ -47,7 +47,9 @@ public sealed class FailoverScenario : IAsyncDisposable
             $"clawkeeper.integrations.{p} {{ base-url = \"http://127.0.0.1:{refused}/{p}/\", health-path = \"health\" }}"));
         await File.WriteAllTextAsync(config, $$"""
             clawkeeper {
-              heartbeat { interval = 4s, initial-delay = 1s, group-timeout = 3s }
+              # retry: soft/hard check states (when the build has them): every failure hard at once, so
+              # each failed heartbeat counts (ignored by builds without soft/hard states).
+              heartbeat { interval = 4s, initial-delay = 1s, group-timeout = 3s, retry { interval = 1s, max-attempts = 1 } }
               # Observe the platform; the fleet's claiming across nodes has its own spec.
               fleet.claim-tasks = off
               alerts {

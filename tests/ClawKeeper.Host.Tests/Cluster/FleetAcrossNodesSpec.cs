@@ -24,7 +24,7 @@ public class FleetAcrossNodesSpec
         var config = Path.Combine(Directory.CreateTempSubdirectory("clawkeeper-fleet-config-").FullName, "fleet.conf");
         await File.WriteAllTextAsync(config, """
             clawkeeper {
-              heartbeat { interval = 60s, initial-delay = 20s }
+              heartbeat { interval = 60s, initial-delay = 20s, retry.interval = 10s }
               fleet {
                 claim-tasks = on
                 poll-interval = 200ms
