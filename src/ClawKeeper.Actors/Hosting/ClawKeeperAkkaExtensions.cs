@@ -48,13 +48,18 @@ public static class ClawKeeperAkkaExtensions
         return builder;
     }
 
-    /// <summary>The heartbeat supervisor as a cluster singleton (proxy registered under <see cref="HeartbeatSupervisorKey"/>).</summary>
+    /// <summary>
+    /// The heartbeat supervisor as a cluster singleton (proxy registered under <see cref="HeartbeatSupervisorKey"/>).
+    /// Every node warms its journal up at start (<see cref="JournalWarmUp"/>), so that a node taking the
+    /// singleton over recovers it in well under a second instead of paying the journal's cold start then.
+    /// </summary>
     public static AkkaConfigurationBuilder WithHeartbeatSingleton(this AkkaConfigurationBuilder builder, Func<ActorSystem, HeartbeatSupervisorOptions> options) =>
         builder.WithSingleton<HeartbeatSupervisorKey>("heartbeat",
             (system, _, _) => ResilientSupervisorProps(options(system)),
             // The proxy's identification warning fires spuriously while the cluster forms; readiness is reported by the ops surface.
             new ClusterSingletonOptions { Role = "clawkeeper", LogSingletonIdentificationFailure = false },
-            createProxyToo: true);
+            createProxyToo: true)
+        .AddStartup((system, _) => system.ActorOf(JournalWarmUp.Props(), "journal-warm-up"));
 
     /// <summary>The heartbeat supervisor as a plain actor (one-shot <c>check --once</c>).</summary>
     public static AkkaConfigurationBuilder WithHeartbeatActor(this AkkaConfigurationBuilder builder, Func<ActorSystem, HeartbeatSupervisorOptions> options) =>
