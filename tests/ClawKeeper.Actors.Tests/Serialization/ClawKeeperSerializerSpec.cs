@@ -74,6 +74,11 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
         new object[] { HeartbeatState.Empty.Apply(new CheckStatesObserved(States)) },
         new object[] { new ClawKeeper.Actors.Orchestrators.RestartOrchestrators(new[] { "cfo", "support-lead" }, "heartbeat-2026-11-28T04:00:00Z: orchestrators_reachable") },
         new object[] { new ClawKeeper.Actors.Orchestrators.OrchestratorsRestarted(new[] { new ClawKeeper.Actors.Orchestrators.OrchestratorRestartOutcome("cfo", true, "restarted as cfo-1 (start #2)") }) },
+        new object[] { new ClawKeeper.Actors.Orchestrators.PingOrchestrator("cfo") },
+        new object[] { new ClawKeeper.Actors.Orchestrators.OrchestratorPong("cfo", 16, 3) },
+        new object[] { new ClawKeeper.Actors.Orchestrators.UnknownOrchestrator("chief-fun-officer") },
+        new object[] { new ClawKeeper.Actors.Orchestrators.OrchestratorRestarting("cfo", 4, Report.CompletedAt) },
+        new object[] { new ClawKeeper.Actors.Orchestrators.OrchestratorEscalation("cfo", 5, TimeSpan.FromMinutes(1), "InvalidOperationException: boom", TimeSpan.FromSeconds(8)) },
     };
 
     private static readonly CheckStates States = new(
