@@ -31,7 +31,8 @@ public sealed record HeartbeatSupervisorOptions(
     int EscalateOpenBreakerAfterAttempts = 3,
     OrchestratorFleetOptions? Fleet = null,
     Repairs.IApiServerControl? ApiServer = null,
-    Repairs.RepairOptions? Repair = null)
+    Repairs.RepairOptions? Repair = null,
+    Props? OrchestratorsGateway = null)
 {
     public const string NodePersistenceId = "clawkeeper-heartbeat";
     public const string CliPersistenceId = "clawkeeper-heartbeat-cli";
@@ -175,7 +176,8 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
 
     protected override void PreStart()
     {
-        var orchestrators = Context.ActorOf(OrchestratorFleetActor.Props(_options.Orchestrators, _options.Fleet), "orchestrators");
+        // A cluster node's fleet runs on every node (/user/fleet); the supervisor reaches them through a gateway.
+        var orchestrators = Context.ActorOf(_options.OrchestratorsGateway ?? OrchestratorFleetActor.Props(_options.Orchestrators, _options.Fleet), "orchestrators");
         _repairs = new Repairs.HeartbeatRepairs(orchestrators, _options.Orchestrators, _options.RepairOptions, _options.ApiServer);
         _checks = Context.ActorOf(CheckGroupsActor.Props(_options.Groups, new CheckGroupEnvironment(orchestrators)), "checks");
         _alerts = Context.ActorOf(AlertDeliveryActor.Props(_options.AlertDelivery), "alerts");

@@ -16,6 +16,9 @@ public static class ClawKeeperAkkaExtensions
 {
     public const string ActorSystemName = "clawkeeper";
 
+    /// <summary>The cluster role of a ClawKeeper node: it may hold the heartbeat singleton and runs a fleet.</summary>
+    public const string NodeRole = "clawkeeper";
+
     /// <summary>Explicit, versioned serializer for every persisted event and cluster message.</summary>
     public static AkkaConfigurationBuilder WithClawKeeperSerialization(this AkkaConfigurationBuilder builder) =>
         builder.WithCustomSerializer(ClawKeeperSerializer.SerializerName, new[] { typeof(IClawKeeperMessage) },
@@ -38,7 +41,7 @@ public static class ClawKeeperAkkaExtensions
     {
         builder.WithRemoting(node.Hostname, node.Port);
         var seeds = node.SeedNodes.ToArray();
-        builder.WithClustering(new ClusterOptions { SeedNodes = seeds, Roles = new[] { "clawkeeper" } });
+        builder.WithClustering(new ClusterOptions { SeedNodes = seeds, Roles = new[] { NodeRole } });
         if (seeds.Length == 0)
             builder.AddStartup((system, _) =>
             {
@@ -48,13 +51,26 @@ public static class ClawKeeperAkkaExtensions
         return builder;
     }
 
-    /// <summary>The heartbeat supervisor as a cluster singleton (proxy registered under <see cref="HeartbeatSupervisorKey"/>).</summary>
+    /// <summary>
+    /// The heartbeat supervisor as a cluster singleton (proxy registered under <see cref="HeartbeatSupervisorKey"/>).
+    /// Every node warms its journal up at start (<see cref="JournalWarmUp"/>), so that a node taking the
+    /// singleton over recovers it in well under a second instead of paying the journal's cold start then.
+    /// </summary>
     public static AkkaConfigurationBuilder WithHeartbeatSingleton(this AkkaConfigurationBuilder builder, Func<ActorSystem, HeartbeatSupervisorOptions> options) =>
         builder.WithSingleton<HeartbeatSupervisorKey>("heartbeat",
             (system, _, _) => ResilientSupervisorProps(options(system)),
             // The proxy's identification warning fires spuriously while the cluster forms; readiness is reported by the ops surface.
-            new ClusterSingletonOptions { Role = "clawkeeper", LogSingletonIdentificationFailure = false },
-            createProxyToo: true);
+            new ClusterSingletonOptions { Role = NodeRole, LogSingletonIdentificationFailure = false },
+            createProxyToo: true)
+        .AddStartup((system, _) => system.ActorOf(JournalWarmUp.Props(), "journal-warm-up"));
+
+    /// <summary>
+    /// This node's orchestrator fleet at <c>/user/fleet</c> (registered under <see cref="OrchestratorFleetKey"/>); its
+    /// escalations go to the heartbeat singleton, so call after <see cref="WithHeartbeatSingleton"/>.
+    /// </summary>
+    public static AkkaConfigurationBuilder WithOrchestratorFleet(this AkkaConfigurationBuilder builder, Func<ActorSystem, IActorRef, Props> fleet) =>
+        builder.WithActors((system, registry) =>
+            registry.Register<Orchestrators.OrchestratorFleetKey>(system.ActorOf(fleet(system, registry.Get<HeartbeatSupervisorKey>()), Orchestrators.ClusterFleetGateway.FleetActorName)));
 
     /// <summary>The heartbeat supervisor as a plain actor (one-shot <c>check --once</c>).</summary>
     public static AkkaConfigurationBuilder WithHeartbeatActor(this AkkaConfigurationBuilder builder, Func<ActorSystem, HeartbeatSupervisorOptions> options) =>

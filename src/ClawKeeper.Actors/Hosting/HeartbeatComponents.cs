@@ -87,10 +87,19 @@ public static class HeartbeatComponents
         return address is { Host: { } host, Port: { } port } ? $"{host}:{port}" : OrchestratorFleetOptions.NewNodeId();
     }
 
+    /// <summary>
+    /// The working fleet of one cluster node (<c>/user/fleet</c>, on every node): claims from the queue when
+    /// <c>clawkeeper.fleet.claim-tasks</c> is on; repeated crashes escalate to <paramref name="heartbeat"/> (the singleton's proxy).
+    /// </summary>
+    public static Props NodeFleetProps(ActorSystem system, ClawKeeperSettings settings, NpgsqlDataSource platform, IActorRef heartbeat) =>
+        OrchestratorFleetActor.Props(settings.Orchestrators, OrchestratorFleetOptions.Create(platform, settings.Fleet, NodeId(system)) with { EscalateTo = heartbeat });
+
     /// <summary>Everything the supervisor needs on this node, created against the node's ActorSystem.</summary>
+    /// <param name="claimTasks">The supervisor's own fleet (a child) works the queue; ignored with <paramref name="nodeFleets"/>.</param>
+    /// <param name="nodeFleets">Every cluster node runs its own fleet (<see cref="NodeFleetProps"/>); the supervisor pings and repairs them through a <see cref="ClusterFleetGateway"/>.</param>
     public static HeartbeatSupervisorOptions SupervisorOptions(
         ActorSystem system, ClawKeeperSettings settings, NpgsqlDataSource platform, HttpClient http, string persistenceId, bool scheduled, bool dryRun,
-        bool claimTasks = false, Repairs.IApiServerControl? apiServer = null)
+        bool claimTasks = false, Repairs.IApiServerControl? apiServer = null, bool nodeFleets = false)
     {
         var breakers = new ProviderCircuitBreakers(system.Scheduler, settings.Integrations);
         return new HeartbeatSupervisorOptions(
@@ -107,8 +116,9 @@ public static class HeartbeatComponents
             new PlatformAlertControlSource(platform),
             breakers,
             settings.IntegrationHealth.EscalateOpenBreakerAfterAttempts,
-            claimTasks ? OrchestratorFleetOptions.Create(platform, settings.Fleet, NodeId(system)) : null,
+            claimTasks && !nodeFleets ? OrchestratorFleetOptions.Create(platform, settings.Fleet, NodeId(system)) : null,
             apiServer,
-            new Repairs.RepairOptions(settings.SystemHealth.OrchestratorPingTimeout, settings.SystemHealth.ApiTimeout, http));
+            new Repairs.RepairOptions(settings.SystemHealth.OrchestratorPingTimeout, settings.SystemHealth.ApiTimeout, http),
+            nodeFleets ? ClusterFleetGateway.Props(settings.SystemHealth.OrchestratorPingTimeout, ClawKeeperAkkaExtensions.NodeRole) : null);
     }
 }

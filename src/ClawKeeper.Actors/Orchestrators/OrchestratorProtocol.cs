@@ -3,22 +3,22 @@ using ClawKeeper.Actors.Serialization;
 namespace ClawKeeper.Actors.Orchestrators;
 
 /// <summary>Sent to the fleet; forwarded to the named orchestrator, which answers <see cref="OrchestratorPong"/>.</summary>
-public sealed record PingOrchestrator(string Orchestrator);
+public sealed record PingOrchestrator(string Orchestrator) : IClawKeeperMessage;
 
 /// <summary>An orchestrator is alive and reports its worker pool (<paramref name="BusyWorkers"/> = attempts in flight).</summary>
-public sealed record OrchestratorPong(string Orchestrator, int Workers, int BusyWorkers)
+public sealed record OrchestratorPong(string Orchestrator, int Workers, int BusyWorkers) : IClawKeeperMessage
 {
     public int FreeWorkers => Math.Max(0, Workers - BusyWorkers);
 }
 
 /// <summary>The fleet has no orchestrator of that name.</summary>
-public sealed record UnknownOrchestrator(string Orchestrator);
+public sealed record UnknownOrchestrator(string Orchestrator) : IClawKeeperMessage;
 
 /// <summary>
 /// The answer of the fleet, instead of a pong, while an orchestrator that crashed repeatedly waits
 /// out its restart backoff (its tasks are already back in the queue).
 /// </summary>
-public sealed record OrchestratorRestarting(string Orchestrator, int Crashes, DateTimeOffset RestartAt);
+public sealed record OrchestratorRestarting(string Orchestrator, int Crashes, DateTimeOffset RestartAt) : IClawKeeperMessage;
 
 /// <summary>Sent to the fleet; forwarded to the named orchestrator, which answers <see cref="OrchestratorStatus"/>.</summary>
 public sealed record GetOrchestratorStatus(string Orchestrator);
@@ -62,7 +62,7 @@ public sealed record OrchestratorStatus(
 /// <paramref name="Window"/> (the configured escalate-after), once per streak: the parent (or the configured
 /// target) turns it into an alert. Also published on the event stream.
 /// </summary>
-public sealed record OrchestratorEscalation(string Orchestrator, int Crashes, TimeSpan Window, string LastError, TimeSpan NextRestartIn);
+public sealed record OrchestratorEscalation(string Orchestrator, int Crashes, TimeSpan Window, string LastError, TimeSpan NextRestartIn) : IClawKeeperMessage;
 
 /// <summary>
 /// Published on the ActorSystem's event stream when an orchestrator's tasks went back to the queue

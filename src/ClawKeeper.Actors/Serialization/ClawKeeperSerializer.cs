@@ -41,6 +41,11 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
         [typeof(CheckStatesObserved)] = "check-states-observed.v1",
         [typeof(Orchestrators.RestartOrchestrators)] = "restart-orchestrators.v1",
         [typeof(Orchestrators.OrchestratorsRestarted)] = "orchestrators-restarted.v1",
+        [typeof(Orchestrators.PingOrchestrator)] = "ping-orchestrator.v1",
+        [typeof(Orchestrators.OrchestratorPong)] = "orchestrator-pong.v1",
+        [typeof(Orchestrators.UnknownOrchestrator)] = "unknown-orchestrator.v1",
+        [typeof(Orchestrators.OrchestratorRestarting)] = "orchestrator-restarting.v1",
+        [typeof(Orchestrators.OrchestratorEscalation)] = "orchestrator-escalation.v1",
     };
 
     private static readonly IReadOnlyDictionary<string, Type> TypeByManifest = ManifestByType.ToDictionary(kv => kv.Value, kv => kv.Key);

@@ -65,7 +65,8 @@ public static class ClawKeeperNode
                 akka.WithClawKeeperCluster(settings.Node)
                     .WithHeartbeatSingleton(system => HeartbeatComponents.SupervisorOptions(
                         system, settings, platform, http, HeartbeatSupervisorOptions.NodePersistenceId, scheduled: true, dryRun: false,
-                        claimTasks: settings.Fleet.ClaimTasks, apiServer: apiServer))
+                        apiServer: apiServer, nodeFleets: true))
+                    .WithOrchestratorFleet((system, heartbeat) => HeartbeatComponents.NodeFleetProps(system, settings, platform, heartbeat))
                     .WithClawKeeperOps(ops!, platform, new OpsWriteSettings(settings.Security, settings.DataIntegrity))
                     .WithClawKeeperHealthChecks(ops!, settings.Journal, clustered: true);
                 if (apiServer is not null) akka.AddSetup(new ApiMetricsSetup(apiServer.Metrics));

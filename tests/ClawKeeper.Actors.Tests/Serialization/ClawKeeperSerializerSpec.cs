@@ -57,6 +57,8 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
         new object[] { new NotificationsQueued(new[] { Queued }) },
         new object[] { new NotificationDelivered(Queued.Notification.Id, "email", Report.CompletedAt) },
         new object[] { new WriteBlockLifted(12, "super_admin:ops", "repaired", Report.CompletedAt) },
+        new object[] { new BreakersObserved(ImmutableDictionary<string, ClawKeeper.Actors.Integrations.BreakerObservation>.Empty
+            .Add("plaid", new ClawKeeper.Actors.Integrations.BreakerObservation("plaid", Report.StartedAt, 2, TimeSpan.FromSeconds(60)))) },
         new object[] { RunHeartbeatNow.Instance },
         new object[] { new HeartbeatCompleted(Report) },
         new object[] { GetHeartbeatState.Instance },
@@ -72,6 +74,11 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
         new object[] { HeartbeatState.Empty.Apply(new CheckStatesObserved(States)) },
         new object[] { new ClawKeeper.Actors.Orchestrators.RestartOrchestrators(new[] { "cfo", "support-lead" }, "heartbeat-2026-11-28T04:00:00Z: orchestrators_reachable") },
         new object[] { new ClawKeeper.Actors.Orchestrators.OrchestratorsRestarted(new[] { new ClawKeeper.Actors.Orchestrators.OrchestratorRestartOutcome("cfo", true, "restarted as cfo-1 (start #2)") }) },
+        new object[] { new ClawKeeper.Actors.Orchestrators.PingOrchestrator("cfo") },
+        new object[] { new ClawKeeper.Actors.Orchestrators.OrchestratorPong("cfo", 16, 3) },
+        new object[] { new ClawKeeper.Actors.Orchestrators.UnknownOrchestrator("chief-fun-officer") },
+        new object[] { new ClawKeeper.Actors.Orchestrators.OrchestratorRestarting("cfo", 4, Report.CompletedAt) },
+        new object[] { new ClawKeeper.Actors.Orchestrators.OrchestratorEscalation("cfo", 5, TimeSpan.FromMinutes(1), "InvalidOperationException: boom", TimeSpan.FromSeconds(8)) },
     };
 
     private static readonly CheckStates States = new(
@@ -90,6 +97,14 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
         Assert.EndsWith(".v1", manifest);
         var back = Sys.Serialization.Deserialize(serializer.ToBinary(message), serializer.Identifier, manifest);
         Assert.Equal(System.Text.Json.JsonSerializer.Serialize(message, message.GetType()), System.Text.Json.JsonSerializer.Serialize(back, back.GetType()));
+    }
+
+    [Fact]
+    public void Every_registered_manifest_has_a_sample_here()
+    {
+        var serializer = new ClawKeeperSerializer((ExtendedActorSystem)Sys);
+        Assert.Equal(ClawKeeperSerializer.Manifests.OrderBy(m => m, StringComparer.Ordinal),
+            Messages().Select(m => serializer.Manifest(m[0])).Distinct().OrderBy(m => m, StringComparer.Ordinal));
     }
 
     [Fact]
