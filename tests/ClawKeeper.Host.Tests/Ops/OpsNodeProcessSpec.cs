@@ -42,7 +42,7 @@ public class OpsNodeProcessSpec
         var config = Path.Combine(Directory.CreateTempSubdirectory("clawkeeper-node-config-").FullName, "node.conf");
         await File.WriteAllTextAsync(config, ProviderStandIns.Hocon(providers.BaseAddress) + """
 
-            clawkeeper.heartbeat { interval = 30s, initial-delay = 1s, group-timeout = 20s }
+            clawkeeper.heartbeat { interval = 30s, initial-delay = 1s, group-timeout = 20s, retry.interval = 5s }
             """);
         var opsPort = FreePort();
         var start = new ProcessStartInfo("dotnet")
