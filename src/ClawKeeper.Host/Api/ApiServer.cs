@@ -221,24 +221,6 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
         var host = Settings.BindAddress.Equals(IPAddress.Any) ? "127.0.0.1" : Settings.BindAddress.Equals(IPAddress.IPv6Any) ? "[::1]" : address.Host;
         Volatile.Write(ref _baseUrl, new UriBuilder(address.Scheme, host, address.Port, "/").Uri);
         Log.Information("ClawKeeper API listening on {Url}", _baseUrl);
-        await WarmUpAsync(_baseUrl).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// One request through the whole pipeline right after start, so the first real caller (often the
-    /// heartbeat's <c>api_server_responding</c>, with its 100 ms threshold) does not pay the JIT.
-    /// </summary>
-    private static async Task WarmUpAsync(Uri baseUrl)
-    {
-        try
-        {
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-            using var response = await http.GetAsync(new Uri(baseUrl, "health")).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-        {
-            Log.Warning("ClawKeeper API warm-up request failed: {Reason}", ex.Message);
-        }
     }
 
     private async Task StopListenerLockedAsync()

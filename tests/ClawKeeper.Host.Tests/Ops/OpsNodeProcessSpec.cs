@@ -57,6 +57,7 @@ public class OpsNodeProcessSpec
         start.Environment["CLAWKEEPER_JOURNAL_DB"] = journal;
         start.Environment["CLAWKEEPER_NODE_PORT"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["CLAWKEEPER_OPS_PORT"] = opsPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["CLAWKEEPER_API_PORT"] = "0"; // other nodes of the test run host an API too
         start.Environment["CLAWKEEPER_OPS_TOKEN_SHA256"] = OpsTestHost.TokenSha256;
         start.Environment["CLAWKEEPER_SUPER_ADMIN_TOKEN_SHA256"] = OpsTestHost.SuperAdminTokenSha256;
 
