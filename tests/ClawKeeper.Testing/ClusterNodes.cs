@@ -317,6 +317,8 @@ public sealed class ClawKeeperCluster : IAsyncDisposable
         start.Environment["CLAWKEEPER_SEED_NODES"] = seeds;
         start.Environment["CLAWKEEPER_OPS_PORT"] = ops.ToString(CultureInfo.InvariantCulture);
         start.Environment["CLAWKEEPER_OPS_BIND_HOSTNAME"] = "127.0.0.1";
+        // Every node hosts the API: each on a free port (its submission buffer lives in its own working directory).
+        start.Environment["CLAWKEEPER_API_PORT"] = "0";
         if (_options.OpsTokenSha256 is not null) start.Environment["CLAWKEEPER_OPS_TOKEN_SHA256"] = _options.OpsTokenSha256;
         start.Environment["DOTNET_gcServer"] = "0";
         foreach (var (key, value) in _options.Environment)

@@ -32,7 +32,7 @@ public static class RepairDecisions
         if (health is null) return RepairPlan.None;
         var orchestrators = health.Checks.FirstOrDefault(c => c.Check == OrchestratorsCheck);
         var api = health.Checks.FirstOrDefault(c => c.Check == ApiServerCheck);
-        var restartApi = apiServerControlled && api is not null && api.Status.IsProblem();
+        var restartApi = apiServerControlled && api is not null && Checks.SystemHealth.ApiServerRespondingCheck.IsDown(api);
         return new RepairPlan(
             orchestrators is not null && orchestrators.Status == CheckStatus.Fail,
             restartApi,

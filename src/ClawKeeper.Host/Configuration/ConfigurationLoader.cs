@@ -30,6 +30,7 @@ public static class ConfigurationLoader
         ("CLAWKEEPER_API_PORT", "clawkeeper.api.port"),
         ("CLAWKEEPER_API_HOSTNAME", "clawkeeper.api.hostname"),
         ("CLAWKEEPER_API_ENABLED", "clawkeeper.api.enabled"),
+        ("CLAWKEEPER_API_SUBMISSION_BUFFER", "clawkeeper.api.submission-buffer.path"),
         ("CLAWKEEPER_SMTP_HOST", "clawkeeper.alerts.smtp.host"),
         ("CLAWKEEPER_SMTP_PORT", "clawkeeper.alerts.smtp.port"),
         ("CLAWKEEPER_SMTP_TLS", "clawkeeper.alerts.smtp.tls"),

@@ -15,6 +15,19 @@ public class RepairDecisionsSpec
             new CheckResult("orchestrators_reachable", orchestrators, "8/9 answered", "all 9", "no answer from: cfo", 500),
         });
 
+    [Fact]
+    public void A_slow_but_answering_api_fails_its_check_but_is_not_restarted()
+    {
+        var slow = new GroupReport("system_health", CheckStatus.Fail, new[]
+        {
+            new CheckResult("api_server_responding", CheckStatus.Fail, "HTTP 200 in 539 ms", "GET /health answers 2xx in < 100 ms",
+                "http://127.0.0.1:5080/health answered but too slowly (539 ms)", 540),
+        });
+        Assert.False(RepairDecisions.Plan(new[] { slow }, apiServerControlled: true).RestartApiServer);
+        var failing = slow with { Checks = new[] { slow.Checks[0] with { Observed = "HTTP 503 in 4 ms", Detail = "http://127.0.0.1:5080/health answered 503 Service Unavailable" } } };
+        Assert.True(RepairDecisions.Plan(new[] { failing }, apiServerControlled: true).RestartApiServer);
+    }
+
     private static readonly ActionReport Restart = new("restart_api_server", "error: refused", "restarted: listening again") { Recheck = "GET /health answered 200 in 3 ms" };
 
     [Fact]

@@ -42,9 +42,7 @@ public class OpsNodeProcessSpec
         var config = Path.Combine(Directory.CreateTempSubdirectory("clawkeeper-node-config-").FullName, "node.conf");
         await File.WriteAllTextAsync(config, ProviderStandIns.Hocon(providers.BaseAddress) + """
 
-            clawkeeper.heartbeat { interval = 30s, initial-delay = 1s, group-timeout = 20s }
-            # The retry cadence of soft failures must stay below the interval (the 1m default does not).
-            clawkeeper.heartbeat.retry.interval = 10s
+            clawkeeper.heartbeat { interval = 30s, initial-delay = 1s, group-timeout = 20s, retry.interval = 5s }
             """);
         var opsPort = FreePort();
         var start = new ProcessStartInfo("dotnet")
@@ -59,6 +57,7 @@ public class OpsNodeProcessSpec
         start.Environment["CLAWKEEPER_JOURNAL_DB"] = journal;
         start.Environment["CLAWKEEPER_NODE_PORT"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["CLAWKEEPER_OPS_PORT"] = opsPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["CLAWKEEPER_API_PORT"] = "0"; // other nodes of the test run host an API too
         start.Environment["CLAWKEEPER_OPS_TOKEN_SHA256"] = OpsTestHost.TokenSha256;
         start.Environment["CLAWKEEPER_SUPER_ADMIN_TOKEN_SHA256"] = OpsTestHost.SuperAdminTokenSha256;
 

@@ -11,6 +11,15 @@ namespace ClawKeeper.Actors.Checks.SystemHealth;
 /// </summary>
 public sealed class ApiServerRespondingCheck : IPlatformCheck
 {
+    private const string AnsweredTooSlowly = "answered but too slowly";
+
+    /// <summary>
+    /// Down = not answering <c>/health</c> (not listening, refused, timed out, or a non-2xx answer): what a restart
+    /// can mend. A 2xx that came too slowly is a failed check but not a down server: it is not restarted.
+    /// </summary>
+    public static bool IsDown(CheckResult result) =>
+        result.Status.IsProblem() && !result.Detail.Contains(AnsweredTooSlowly, StringComparison.Ordinal);
+
     private readonly HttpClient _http;
     private readonly SystemHealthSettings _settings;
     private readonly Func<Uri?>? _hostedApi;
@@ -53,7 +62,7 @@ public sealed class ApiServerRespondingCheck : IPlatformCheck
             if (!response.IsSuccessStatusCode)
                 return CheckOutcome.Fail(observed, threshold, $"{url} answered {(int)response.StatusCode} {response.ReasonPhrase}");
             if (elapsed >= _settings.ApiMaxResponseTime.TotalMilliseconds)
-                return CheckOutcome.Fail(observed, threshold, $"{url} answered but too slowly ({elapsed:0} ms)");
+                return CheckOutcome.Fail(observed, threshold, $"{url} {AnsweredTooSlowly} ({elapsed:0} ms)");
             return CheckOutcome.Pass(observed, threshold);
         }
         catch (HttpRequestException ex)

@@ -16,7 +16,11 @@ public sealed record StandInReply(int Status, string? Body = null, IReadOnlyDict
     public static StandInReply RateLimited(string body, IReadOnlyDictionary<string, string>? headers = null) => new(429, body, headers);
 }
 
-public sealed record RecordedRequest(string Method, string Path, string? ContentType, string Body);
+public sealed record RecordedRequest(string Method, string Path, string? ContentType, string Body)
+{
+    /// <summary>When the stand-in received it (its own clock, not the test's polling).</summary>
+    public DateTime ReceivedAt { get; init; } = DateTime.UtcNow;
+}
 
 /// <summary>
 /// Kestrel on 127.0.0.1 playing a Discord webhook: records every request (method, path, content type, body) and
