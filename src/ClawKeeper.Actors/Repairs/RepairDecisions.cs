@@ -47,7 +47,9 @@ public static class RepairDecisions
     {
         if (openAlerts.Contains(ApiRestartDedupKey) || flapping) return null;
         return new AlertReport("admin", new[] { "email", "discord" }, ApiRestartDedupKey, recovered ? "warning" : "critical",
-            $"the API server did not answer /health ({restart.Detail}); the heartbeat restarted it: {restart.Outcome}; re-check: {restart.Recheck ?? "not run"}",
+            // The first sentence (up to ';' or '.') becomes the e-mail subject and Discord title: it names the restart.
+            (recovered ? "the heartbeat restarted the API server, /health answers again" : "the heartbeat could not bring the API server back, /health does not answer")
+            + $"; it had failed: {restart.Detail}; {restart.Outcome}; re-check: {restart.Recheck ?? "not run"}",
             "recorded");
     }
 }

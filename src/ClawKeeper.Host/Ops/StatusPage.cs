@@ -58,6 +58,9 @@ public static class StatusPage
             td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
             .badge { display:inline-block; padding:2px 8px; border-radius:999px; font-weight:700; font-size:12px; color:#fff; text-transform:uppercase; letter-spacing:.03em; }
             .s-pass { background:var(--pass); } .s-warn { background:var(--warn); } .s-fail { background:var(--fail); } .s-error { background:var(--error); } .s-skipped, .s-none { background:var(--skipped); }
+            .s-flapping { background:#c4320a; }
+            .state { font-weight:600; white-space:nowrap; } .state-soft { color:var(--warn); } .state-hard { color:var(--fail); }
+            .retry { display:inline-block; padding:2px 8px; border-radius:999px; background:#344054; color:#fff; font-size:12px; }
             .banner { background:var(--fail); color:#fff; padding:12px 16px; border-radius:8px; margin:16px 0; font-weight:600; }
             .banner small { display:block; font-weight:400; opacity:.9; }
             .muted { color:var(--muted); }
@@ -82,6 +85,8 @@ public static class StatusPage
         else
             h.Append($"<span class=\"badge {StatusClass(report.Status)}\" id=\"overall\">{(report.Status == HeartbeatStatus.Pass ? "pass" : "fail")}</span>")
              .Append($"<span class=\"meta\">{E(report.Id)} · completed {Time(report.CompletedAt)} · {report.DurationMs} ms · {report.ConsecutiveFailures} consecutive failure(s)</span>");
+        if (report?.Rechecked is { } rechecked)
+            h.Append($"<span class=\"retry\" id=\"retry-round\" title=\"only the checks in soft state ran; the others are carried from the previous heartbeat\">retry round: re-checked {E(string.Join(", ", rechecked))}</span>");
         h.Append($"<span class=\"badge {(input.Readiness.Ready ? "s-pass" : "s-fail")}\" id=\"readiness\">{(input.Readiness.Ready ? "node ready" : "node not ready")}</span>");
         h.Append("</header>\n<main>\n");
 
@@ -112,7 +117,7 @@ public static class StatusPage
         if (report is null) h.Append("<li class=\"muted\">no heartbeat has completed yet</li>");
         else if (problems.Count == 0) h.Append("<li class=\"muted\">nothing: every check passed or was skipped</li>");
         foreach (var (group, check) in problems)
-            h.Append($"<li><span class=\"badge {StatusClass(check.Status)}\">{check.Status.ToWire()}</span> {E(group)} / <b>{E(check.Check)}</b>: {E(check.Observed)} <span class=\"muted\">(threshold {E(check.Threshold)})</span></li>");
+            h.Append($"<li data-check=\"{E(check.Check)}\"><span class=\"badge {StatusClass(check.Status)}\">{check.Status.ToWire()}</span>{StateText(check)}{FlappingBadge(check)} {E(group)} / <b>{E(check.Check)}</b>: {E(check.Observed)} <span class=\"muted\">(threshold {E(check.Threshold)})</span></li>");
         h.Append("</ul></section>\n");
 
         // Groups and checks.
@@ -125,14 +130,14 @@ public static class StatusPage
                 h.Append($"<h3 id=\"group-{E(group.Group)}\"><span class=\"badge {StatusClass(group.Status)}\">{group.Status.ToWire()}</span> {E(group.Group)}</h3>");
                 h.Append("<table><thead><tr><th>check</th><th>status</th><th>observed</th><th>threshold</th><th>detail</th><th class=\"num\">ms</th></tr></thead><tbody>");
                 foreach (var check in group.Checks)
-                    h.Append($"<tr data-check=\"{E(check.Check)}\" data-status=\"{check.Status.ToWire()}\"><td><b>{E(check.Check)}</b></td><td><span class=\"badge {StatusClass(check.Status)}\">{check.Status.ToWire()}</span></td><td>{E(check.Observed)}</td><td>{E(check.Threshold)}</td><td class=\"detail\">{E(check.Detail)}</td><td class=\"num\">{check.DurationMs}</td></tr>");
+                    h.Append($"<tr data-check=\"{E(check.Check)}\" data-status=\"{check.Status.ToWire()}\"{DataAttribute("state", check.State)}{DataAttribute("attempt", check.Attempt)}{(check.Flapping == true ? " data-flapping=\"true\"" : "")}><td><b>{E(check.Check)}</b>{Carried(check)}</td><td class=\"status\"><span class=\"badge {StatusClass(check.Status)}\">{check.Status.ToWire()}</span>{StateText(check)}{FlappingBadge(check)}</td><td>{E(check.Observed)}</td><td>{E(check.Threshold)}</td><td class=\"detail\">{E(check.Detail)}</td><td class=\"num\">{check.DurationMs}</td></tr>");
                 h.Append("</tbody></table>");
             }
         if (report is { Actions.Count: > 0 })
         {
-            h.Append("<h3>Actions</h3><table><thead><tr><th>action</th><th>outcome</th><th>detail</th></tr></thead><tbody>");
+            h.Append("<h3>Actions</h3><table id=\"actions\"><thead><tr><th>action</th><th>outcome</th><th>re-check</th><th>detail</th></tr></thead><tbody>");
             foreach (var action in report.Actions)
-                h.Append($"<tr><td>{E(action.Action)}</td><td>{E(action.Outcome)}</td><td class=\"detail\">{E(action.Detail)}</td></tr>");
+                h.Append($"<tr data-action=\"{E(action.Action)}\"><td><b>{E(action.Action)}</b></td><td class=\"outcome\">{E(action.Outcome)}</td><td class=\"recheck\">{(action.Recheck is { } recheck ? E(recheck) : "<span class=\"muted\">none</span>")}</td><td class=\"detail\">{E(action.Detail)}</td></tr>");
             h.Append("</tbody></table>");
         }
         h.Append("</section>\n");
@@ -247,9 +252,19 @@ public static class StatusPage
               var li = el("li");
               li.setAttribute("data-check", item.check.check);
               li.appendChild(el("span", "badge s-" + item.check.status, item.check.status));
+              if (item.check.state && (item.check.status === "fail" || item.check.status === "error")) {
+                var state = el("span", "state state-" + item.check.state, " \u00b7 " + item.check.state + (item.check.attempt ? " " + item.check.attempt : ""));
+                state.setAttribute("data-state", item.check.state);
+                li.appendChild(state);
+              }
+              if (item.check.flapping) {
+                li.appendChild(document.createTextNode(" "));
+                li.appendChild(el("span", "badge s-flapping", "flapping"));
+              }
               li.appendChild(document.createTextNode(" " + item.group + " / "));
               li.appendChild(el("b", null, item.check.check));
               li.appendChild(document.createTextNode(": " + item.check.observed + (item.check.detail ? " \u2014 " + item.check.detail : "")));
+              if (item.check.carriedFrom) li.appendChild(el("span", "muted", " (carried from " + item.check.carriedFrom + ")"));
               list.appendChild(li);
             });
             list.setAttribute("data-rendered", "js");
@@ -326,6 +341,19 @@ public static class StatusPage
     }
 
     private static string StatusClass(CheckStatus status) => "s-" + status.ToWire();
+
+    /// <summary>" · soft 2/3" for a problem (soft: being re-checked; hard: confirmed); nothing for a check that is fine.</summary>
+    private static string StateText(CheckResult check) =>
+        check.State is not { } state || !check.Status.IsProblem() ? ""
+            : $"<span class=\"state state-{E(state)}\" data-state=\"{E(state)}\"> · {E(state)}{(check.Attempt is { } attempt ? " " + E(attempt) : "")}</span>";
+
+    private static string FlappingBadge(CheckResult check) =>
+        check.Flapping == true ? " <span class=\"badge s-flapping\" title=\"keeps flipping between fine and failing: its alerts are held back\">flapping</span>" : "";
+
+    private static string Carried(CheckResult check) =>
+        check.CarriedFrom is { } from ? $"<br><span class=\"muted carried\">carried from {E(from)}</span>" : "";
+
+    private static string DataAttribute(string name, string? value) => value is null ? "" : $" data-{name}=\"{E(value)}\"";
 
     private static string StatusClass(HeartbeatStatus status) => status == HeartbeatStatus.Pass ? "s-pass" : "s-fail";
 

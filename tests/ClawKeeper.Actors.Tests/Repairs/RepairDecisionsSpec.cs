@@ -50,7 +50,11 @@ public class RepairDecisionsSpec
         var alert = RepairDecisions.ApiRestartAlert(Restart, recovered: true, ImmutableHashSet<string>.Empty, flapping: false)!;
         Assert.Equal(("admin", RepairDecisions.ApiRestartDedupKey, "warning"), (alert.Audience, alert.DedupKey, alert.Severity));
         Assert.Contains("GET /health answered 200", alert.Summary);
-        Assert.Equal("critical", RepairDecisions.ApiRestartAlert(Restart, recovered: false, ImmutableHashSet<string>.Empty, false)!.Severity);
+        // The first sentence is the e-mail subject / Discord title: it names the restart and how it ended.
+        Assert.StartsWith("the heartbeat restarted the API server, /health answers again;", alert.Summary);
+        var failed = RepairDecisions.ApiRestartAlert(Restart, recovered: false, ImmutableHashSet<string>.Empty, false)!;
+        Assert.Equal("critical", failed.Severity);
+        Assert.StartsWith("the heartbeat could not bring the API server back, /health does not answer;", failed.Summary);
         Assert.Null(RepairDecisions.ApiRestartAlert(Restart, true, ImmutableHashSet.Create(RepairDecisions.ApiRestartDedupKey), false));
         Assert.Null(RepairDecisions.ApiRestartAlert(Restart, true, ImmutableHashSet<string>.Empty, flapping: true));
     }

@@ -1,5 +1,4 @@
 using System.Net;
-using ClawKeeper.Actors.Tests.Alerts.Channels;
 using ClawKeeper.Testing;
 using Xunit;
 

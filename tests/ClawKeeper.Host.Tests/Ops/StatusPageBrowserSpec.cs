@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using ClawKeeper.Actors.Checks;
+using ClawKeeper.Actors.Heartbeat;
 using ClawKeeper.Testing;
 using Xunit;
 using Xunit.Abstractions;
@@ -109,4 +111,94 @@ public class StatusPageBrowserSpec(ITestOutputHelper output)
         Assert.Matches(new Regex("<time datetime=\"[^\"]+\" title=\"[^\"]+\">(\\d+ s|\\d+ min) ago</time>"), dom);
         Assert.Contains("<svg id=\"heartbeat-chart\"", dom);
     }
+
+    [ChromiumFact]
+    public async Task The_page_shows_soft_and_hard_states_the_flapping_badge_the_retry_round_and_each_action_with_outcome_and_recheck()
+    {
+        var database = await TestDatabases.CreateSeededAsync();
+        var sample = OpsSamples.Report(DateTimeOffset.UtcNow - TimeSpan.FromSeconds(30), failing: true, consecutiveFailures: 1);
+        var previous = "heartbeat-2026-11-28T07:59:00.000Z";
+        // A retry round: api_server_responding re-ran (still failing, soft 2/3); error_rate is hard and flapping;
+        // the rest is carried from the previous heartbeat.
+        var groups = sample.Groups.Select(g =>
+        {
+            var checks = g.Checks.Select(c => c.Check switch
+            {
+                "api_server_responding" => new CheckResult(c.Check, CheckStatus.Fail, "connection refused", c.Threshold, "GET http://127.0.0.1:5080/health: connection refused", 3)
+                    { State = "soft", Attempt = "2/3", Flapping = false },
+                "error_rate" => c with { State = "hard", Attempt = "3/3", Flapping = true, CarriedFrom = previous },
+                _ => c with { State = "hard", Attempt = "1/3", Flapping = false, CarriedFrom = previous },
+            }).ToList();
+            return new GroupReport(g.Group, CheckStatusExtensions.Worst(checks.Select(c => c.Status)), checks);
+        }).ToList();
+        var report = sample with
+        {
+            Groups = groups,
+            Rechecked = ["system_health/api_server_responding"],
+            Actions =
+            [
+                new ActionReport("restart_api_server", "fail: connection refused", "restarted: started again on http://127.0.0.1:5080/ in 38 ms")
+                    { Recheck = "GET /health answered 200 in 6 ms" },
+                new ActionReport("restart_orchestrator", "cfo: no answer to a ping within 500 ms (hung)", "restart failed: no new incarnation"),
+            ],
+        };
+        await OpsSamples.InsertRunAsync(database, report);
+        await using var host = await OpsTestHost.StartAsync(database, OpsSamples.StateWith(report));
+
+        var dom = await Chromium.DumpDomAsync(host.BaseUri.ToString(), TimeSpan.FromSeconds(90));
+        output.WriteLine(Regex.Match(dom, "<section id=\"checks\">.*?</section>", RegexOptions.Singleline).Value);
+
+        // The checks table: status with its state and attempt, the flapping badge, what was carried.
+        var api = Row(dom, "api_server_responding");
+        Assert.Contains("data-state=\"soft\" data-attempt=\"2/3\"", api);
+        Assert.Equal("fail · soft 2/3", Text(Cell(api, "status")));
+        Assert.DoesNotContain("flapping", Text(api));
+        Assert.DoesNotContain("carried from", Text(api));
+        var errorRate = Row(dom, "error_rate");
+        Assert.Equal("fail · hard 3/3 flapping", Text(Cell(errorRate, "status")));
+        Assert.Contains("<span class=\"badge s-flapping\"", errorRate);
+        Assert.Contains("carried from " + previous, Text(errorRate));
+        // A check that is fine shows no state (a pass is not "hard 1/3" to a reader).
+        Assert.Equal("pass", Text(Cell(Row(dom, "queue_depth"), "status")));
+
+        // The retry round is named in the header.
+        Assert.Contains("retry round: re-checked system_health/api_server_responding", Text(dom));
+
+        // The "needs attention" list, rebuilt by the script, carries the states and the badge too.
+        var problems = Regex.Match(dom, "<ul class=\"problems\" id=\"problems\" data-rendered=\"js\">(?<items>.*?)</ul>", RegexOptions.Singleline);
+        Assert.True(problems.Success, "the script rebuilt the problems list");
+        var apiItem = Regex.Match(problems.Groups["items"].Value, "<li data-check=\"api_server_responding\">(?<text>.*?)</li>", RegexOptions.Singleline);
+        Assert.True(apiItem.Success, problems.Groups["items"].Value);
+        Assert.StartsWith("fail · soft 2/3 system_health / api_server_responding", Text(apiItem.Groups["text"].Value));
+        var errorItem = Regex.Match(problems.Groups["items"].Value, "<li data-check=\"error_rate\">(?<text>.*?)</li>", RegexOptions.Singleline);
+        Assert.True(errorItem.Success, problems.Groups["items"].Value);
+        Assert.StartsWith("fail · hard 3/3 flapping task_queue / error_rate", Text(errorItem.Groups["text"].Value));
+        Assert.Contains("(carried from " + previous + ")", Text(errorItem.Groups["text"].Value));
+
+        // The actions with their outcome and re-check.
+        var restart = Regex.Match(dom, "<tr data-action=\"restart_api_server\">.*?</tr>", RegexOptions.Singleline).Value;
+        Assert.Equal("restarted: started again on http://127.0.0.1:5080/ in 38 ms", Text(Cell(restart, "outcome")));
+        Assert.Equal("GET /health answered 200 in 6 ms", Text(Cell(restart, "recheck")));
+        var orchestrator = Regex.Match(dom, "<tr data-action=\"restart_orchestrator\">.*?</tr>", RegexOptions.Singleline).Value;
+        Assert.Equal("restart failed: no new incarnation", Text(Cell(orchestrator, "outcome")));
+        Assert.Equal("none", Text(Cell(orchestrator, "recheck")));
+    }
+
+    private static string Row(string dom, string check)
+    {
+        var row = Regex.Match(dom, $"<tr data-check=\"{check}\"[^>]*>.*?</tr>", RegexOptions.Singleline);
+        Assert.True(row.Success, $"no row for {check} in the checks table");
+        return row.Value;
+    }
+
+    private static string Cell(string row, string cssClass)
+    {
+        var cell = Regex.Match(row, $"<td class=\"{cssClass}\">(?<inner>.*?)</td>", RegexOptions.Singleline);
+        Assert.True(cell.Success, $"no {cssClass} cell in {row}");
+        return cell.Groups["inner"].Value;
+    }
+
+    /// <summary>The visible text: tags dropped, entities decoded, whitespace collapsed.</summary>
+    private static string Text(string html) =>
+        Regex.Replace(System.Net.WebUtility.HtmlDecode(Regex.Replace(html, "<[^>]+>", "")), "\\s+", " ").Trim();
 }

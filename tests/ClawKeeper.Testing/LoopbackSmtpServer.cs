@@ -10,7 +10,7 @@ using SmtpServer.Storage;
 using SmtpServerHost = SmtpServer.SmtpServer;
 using SmtpServiceProvider = SmtpServer.ComponentModel.ServiceProvider;
 
-namespace ClawKeeper.Actors.Tests.Alerts.Channels;
+namespace ClawKeeper.Testing;
 
 /// <summary>One message as the SMTP server received it: the envelope, who authenticated, the parsed MIME message.</summary>
 public sealed record ReceivedMail(string EnvelopeFrom, IReadOnlyList<string> EnvelopeTo, string? AuthenticatedUser, MimeMessage Message);
