@@ -161,10 +161,19 @@ public static class AlertDecisions
             $"{report.Id}:{audience}:{kind.ToString().ToLowerInvariant()}",
             audience, kind, severity, title, summary,
             incidents.Select(i => i.DedupKey).ToList(),
-            kind == NotificationKind.Resolved ? Array.Empty<NotificationLine>() : lines,
+            kind == NotificationKind.Resolved ? incidents.SelectMany(i => RecoveredLinesFor(i.DedupKey, report)).DistinctBy(l => (l.Group, l.Check)).ToList() : lines,
             report.Id, now);
         var channels = ChannelsFor(policy, audience, incidents.SelectMany(i => i.Channels));
         return new QueuedNotification(notification, channels.ToImmutableHashSet());
+    }
+
+    /// <summary>What a resolved incident's check shows now (none for the escalation or a breaker: the summary says what cleared).</summary>
+    private static IEnumerable<NotificationLine> RecoveredLinesFor(string dedupKey, HeartbeatReport report)
+    {
+        var subject = Subject(dedupKey);
+        return report.AllChecks()
+            .Where(c => subject == $"{c.Group}/{c.Check.Check}")
+            .Select(c => new NotificationLine(c.Group, c.Check.Check, c.Check.Status.ToWire(), c.Check.Observed, c.Check.Threshold, c.Check.Detail));
     }
 
     /// <summary>The evidence of an incident: its check, or every problem of the heartbeat for the escalation.</summary>

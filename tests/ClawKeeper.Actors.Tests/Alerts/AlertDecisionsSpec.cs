@@ -69,6 +69,9 @@ public class AlertDecisionsSpec
 
         var resolved = Assert.Single(platform.Beat(T0.AddHours(10), ("audit_log_continuous", CheckStatus.Pass)).Notifications);
         Assert.Equal(NotificationKind.Resolved, resolved.Notification.Kind);
+        // The notice shows the recovered check as it is now.
+        var recovered = Assert.Single(resolved.Notification.Lines);
+        Assert.Equal(("data_integrity", "audit_log_continuous", "pass"), (recovered.Group, recovered.Check, recovered.Status));
         Assert.Empty(platform.State.Incidents);
 
         // The same problem coming back is a new incident, notified again (the old ack does not cover it).

@@ -90,9 +90,11 @@ public sealed class SmtpAlertChannel : IAlertChannel
         b.Append("Heartbeat:  ").AppendLine(string.IsNullOrWhiteSpace(notification.HeartbeatId) ? "(none)" : NotificationText.OneLine(notification.HeartbeatId));
         b.Append("Raised at:  ").AppendLine(notification.CreatedAt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
         b.AppendLine();
-        var word = notification.Kind == NotificationKind.Resolved ? "Recovered checks" : "Checks";
-        b.Append(word).Append(" (").Append(notification.Lines.Count.ToString(CultureInfo.InvariantCulture)).AppendLine("):");
-        if (notification.Lines.Count == 0) b.AppendLine("  (none)");
+        var resolved = notification.Kind == NotificationKind.Resolved;
+        // A resolved notice without check lines (the escalation, a breaker) is said by its summary alone.
+        if (!resolved || notification.Lines.Count > 0)
+            b.Append(resolved ? "Recovered checks, as they are now" : "Checks").Append(" (").Append(notification.Lines.Count.ToString(CultureInfo.InvariantCulture)).AppendLine("):");
+        if (notification.Lines.Count == 0 && !resolved) b.AppendLine("  (none)");
         foreach (var line in notification.Lines)
         {
             b.Append("  - ").AppendLine(NotificationText.LineName(line));
