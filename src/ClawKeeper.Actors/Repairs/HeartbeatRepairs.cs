@@ -23,14 +23,14 @@ public sealed class HeartbeatRepairs
     private static readonly Lazy<HttpClient> SharedHttp = new(() => new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2) }));
 
     private readonly IActorRef _fleet;
-    private readonly IReadOnlyList<OrchestratorDefinition> _orchestrators;
+    private readonly Checks.SystemHealth.OrchestratorPinger _pinger;
     private readonly RepairOptions _options;
     private readonly IApiServerControl? _api;
 
     public HeartbeatRepairs(IActorRef fleet, IReadOnlyList<OrchestratorDefinition> orchestrators, RepairOptions options, IApiServerControl? api)
     {
         _fleet = fleet;
-        _orchestrators = orchestrators;
+        _pinger = new Checks.SystemHealth.OrchestratorPinger(fleet, orchestrators);
         _options = options;
         _api = api;
     }
@@ -46,7 +46,7 @@ public sealed class HeartbeatRepairs
     {
         try
         {
-            var pings = await PingAsync(_orchestrators.Select(o => o.Name)).ConfigureAwait(false);
+            var pings = await PingAsync(_pinger.Expected.Select(o => o.Name)).ConfigureAwait(false);
             var silent = pings.Where(p => p.Answer is null).Select(p => p.Name).ToList();
             var actions = pings.Where(p => p.Answer is OrchestratorRestarting).Select(p =>
             {
@@ -128,19 +128,6 @@ public sealed class HeartbeatRepairs
         }
     }
 
-    private async Task<IReadOnlyList<(string Name, object? Answer)>> PingAsync(IEnumerable<string> names)
-    {
-        var pings = names.Select(async name =>
-        {
-            try
-            {
-                return (name, (object?)await _fleet.Ask<object>(new PingOrchestrator(name), _options.PingTimeout).ConfigureAwait(false));
-            }
-            catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException or OperationCanceledException)
-            {
-                return (name, null);
-            }
-        });
-        return await Task.WhenAll(pings).ConfigureAwait(false);
-    }
+    private Task<IReadOnlyList<(string Name, object? Answer)>> PingAsync(IEnumerable<string> names) =>
+        _pinger.AnswersAsync(names, _options.PingTimeout, CancellationToken.None);
 }

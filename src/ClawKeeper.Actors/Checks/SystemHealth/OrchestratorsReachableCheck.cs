@@ -21,16 +21,25 @@ public sealed class OrchestratorPinger
     /// <summary>Every expected orchestrator with its pong, or null when it did not answer in time.</summary>
     public async Task<IReadOnlyList<(string Name, OrchestratorPong? Pong)>> PingAllAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var pings = _expected.Select(async o =>
+        var answers = await AnswersAsync(_expected.Select(o => o.Name), timeout, cancellationToken).ConfigureAwait(false);
+        return answers.Select(a => (a.Name, a.Answer as OrchestratorPong)).ToList();
+    }
+
+    /// <summary>
+    /// Pings the named orchestrators at once; each answer as it came (a pong, <see cref="OrchestratorRestarting"/>,
+    /// <see cref="UnknownOrchestrator"/>), or null when none came in time.
+    /// </summary>
+    public async Task<IReadOnlyList<(string Name, object? Answer)>> AnswersAsync(IEnumerable<string> names, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var pings = names.Select(async name =>
         {
             try
             {
-                var answer = await _fleet.Ask<object>(new PingOrchestrator(o.Name), timeout, cancellationToken).ConfigureAwait(false);
-                return (o.Name, answer as OrchestratorPong);
+                return (name, (object?)await _fleet.Ask<object>(new PingOrchestrator(name), timeout, cancellationToken).ConfigureAwait(false));
             }
             catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException or OperationCanceledException)
             {
-                return (o.Name, (OrchestratorPong?)null);
+                return (name, null);
             }
         });
         return await Task.WhenAll(pings).ConfigureAwait(false);
