@@ -1,94 +1,63 @@
 using System.Runtime.InteropServices;
 using ClawKeeper.Benchmarks;
 
+// `failover` mode: singleton failover time over real node processes (issue 7); otherwise the data-integrity benchmark (issue 3).
 if (args.Length > 0 && args[0] == "failover")
-    return await RunFailoverAsync(args.Skip(1).ToList());
+    return await RunAsync(() => FailoverOptions.Parse(args.Skip(1).ToList()), FailoverOptions.Usage,
+        "dispose the node processes before exiting",
+        (failover, ct) =>
+        {
+            if (!failover.ResultsPathGiven)
+                failover = failover with { ResultsPath = Path.Combine(ProjectDirectory(), "RESULTS-failover.md") };
+            return new FailoverBenchmark(failover, FailoverBenchmark.HostAssembly(ProjectDirectory())).RunAsync(ct);
+        });
 
-BenchOptions options;
-try
-{
-    options = BenchOptions.Parse(args);
-}
-catch (HelpRequestedException)
-{
-    Console.WriteLine(BenchOptions.Usage);
-    return 0;
-}
-catch (ArgumentException ex)
-{
-    Console.Error.WriteLine(ex.Message);
-    Console.Error.WriteLine();
-    Console.Error.WriteLine(BenchOptions.Usage);
-    return 2;
-}
-
-if (!options.ResultsPathGiven && !options.Small)
-    options = options with { ResultsPath = Path.Combine(ProjectDirectory(), "RESULTS.md") };
-
-using var cancellation = new CancellationTokenSource();
-void Cancel(PosixSignalContext context)
-{
-    context.Cancel = true; // stop the server and delete its directory before exiting
-    if (!cancellation.IsCancellationRequested)
+return await RunAsync(() => BenchOptions.Parse(args), BenchOptions.Usage,
+    "the server is stopped and its directory deleted",
+    (options, ct) =>
     {
-        Console.Error.WriteLine($"{context.Signal}: cancelling; the server is stopped and its directory deleted ...");
-        cancellation.Cancel();
-    }
-}
+        if (!options.ResultsPathGiven && !options.Small)
+            options = options with { ResultsPath = Path.Combine(ProjectDirectory(), "RESULTS.md") };
+        return new IntegrityBenchmark(options).RunAsync(ct);
+    });
 
-using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Cancel);
-
-try
+// One mode: parse (usage on --help, exit 2 on a bad argument), run until done or SIGINT/SIGTERM (exit 130), 1 when the benchmark failed.
+static async Task<int> RunAsync<TOptions>(Func<TOptions> parse, string usage, string onCancel, Func<TOptions, CancellationToken, Task<int>> run)
 {
-    var benchmark = new IntegrityBenchmark(options);
-    return await benchmark.RunAsync(cancellation.Token);
-}
-catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
-{
-    Console.Error.WriteLine("cancelled.");
-    return 130;
-}
-catch (BenchmarkFailedException ex)
-{
-    Console.Error.WriteLine($"BENCHMARK FAILED: {ex.Message}");
-    return 1;
-}
-
-// `failover` mode: singleton failover time over real node processes (issue 7).
-static async Task<int> RunFailoverAsync(IReadOnlyList<string> arguments)
-{
-    FailoverOptions failover;
+    TOptions options;
     try
     {
-        failover = FailoverOptions.Parse(arguments);
+        options = parse();
     }
     catch (HelpRequestedException)
     {
-        Console.WriteLine(FailoverOptions.Usage);
+        Console.WriteLine(usage);
         return 0;
     }
     catch (ArgumentException ex)
     {
         Console.Error.WriteLine(ex.Message);
         Console.Error.WriteLine();
-        Console.Error.WriteLine(FailoverOptions.Usage);
+        Console.Error.WriteLine(usage);
         return 2;
     }
-    if (!failover.ResultsPathGiven)
-        failover = failover with { ResultsPath = Path.Combine(ProjectDirectory(), "RESULTS-failover.md") };
 
     using var cancellation = new CancellationTokenSource();
     void Cancel(PosixSignalContext context)
     {
-        context.Cancel = true; // dispose the node processes before exiting
-        cancellation.Cancel();
+        context.Cancel = true; // clean up (see onCancel) before exiting
+        if (!cancellation.IsCancellationRequested)
+        {
+            Console.Error.WriteLine($"{context.Signal}: cancelling; {onCancel} ...");
+            cancellation.Cancel();
+        }
     }
     using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);
     using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Cancel);
+
     try
     {
-        return await new FailoverBenchmark(failover, FailoverBenchmark.HostAssembly(ProjectDirectory())).RunAsync(cancellation.Token);
+        return await run(options, cancellation.Token);
     }
     catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
     {
