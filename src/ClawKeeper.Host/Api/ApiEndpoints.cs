@@ -53,7 +53,7 @@ internal sealed class ApiEndpoints
         finally
         {
             var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
-            _server.Metrics.Record(route, context.Response.StatusCode, stopwatch.Elapsed, DateTimeOffset.UtcNow);
+            _server.Metrics.Record(route, context.Response.StatusCode, stopwatch.Elapsed);
         }
     }
 

@@ -64,6 +64,7 @@ public sealed class OpsEndpoints
         _heartbeat = new HeartbeatAccess(system, settings.AskTimeout);
         _authorization = new OpsAuthorization(settings.TokenSha256);
         _log = Logging.GetLogger(system, "ClawKeeper.Ops");
+        Metrics = CreateMetrics();
     }
 
     public sealed record Route(string Method, string Path, Func<OpsRequest, CancellationToken, Task<OpsResponse>> Handler);
@@ -211,13 +212,36 @@ public sealed class OpsEndpoints
         return (0, $"limit must be a whole number from 1 to {OpsQueries.MaxHistory}; got '{shown}'");
     }
 
-    public async Task<OpsResponse> MetricsAsync(OpsRequest request, CancellationToken cancellationToken)
+    /// <summary>This node's metrics (<see cref="OpsMetrics.WriteAsync"/> is the seam any HTTP server can call).</summary>
+    public OpsMetrics Metrics { get; }
+
+    public async Task<OpsResponse> MetricsAsync(OpsRequest request, CancellationToken cancellationToken) =>
+        new(200, OpsResponse.PrometheusType, await Metrics.RenderAsync(cancellationToken).ConfigureAwait(false));
+
+    private OpsMetrics CreateMetrics()
     {
-        var view = await _heartbeat.ViewAsync(_queries, cancellationToken).ConfigureAwait(false);
-        var platform = await PlatformAsync(history: false, cancellationToken).ConfigureAwait(false);
-        var text = OpsMetrics.Render(new MetricsInput(view, DateTimeOffset.UtcNow, platform.Uptime, platform.Api, platform.Tasks,
-            platform.TenantDays, platform.Visibility, platform.Error, Api.ApiMetricsSetup.Of(_system)?.Snapshot(DateTimeOffset.UtcNow)));
-        return new OpsResponse(200, OpsResponse.PrometheusType, text);
+        var node = Api.ApiMetricsSetup.Of(_system)?.Node ?? new NodeMetrics();
+        _system.ActorOf(Props.Create(() => new HeartbeatRoundMetrics(node)), "heartbeat-round-metrics");
+        return new OpsMetrics(node,
+            ct => OpsMetrics.HostsSupervisorAsync(_system, _heartbeat.Supervisor, ct),
+            ct => _heartbeat.ViewAsync(_queries, ct),
+            async (view, ct) =>
+            {
+                try
+                {
+                    var uptime = await _queries.UptimeAsync(ct).ConfigureAwait(false);
+                    var api = await _queries.ApiResponseAsync(ct).ConfigureAwait(false);
+                    var tasks = await _queries.TaskRatesAsync(ct).ConfigureAwait(false);
+                    var tenants = await _queries.TenantTotalsAsync(ct).ConfigureAwait(false);
+                    var visibility = await _queries.WhyNotAllTenantsVisibleAsync(ct).ConfigureAwait(false);
+                    return new MetricsInput(view, DateTimeOffset.UtcNow, uptime, api, tasks, tenants, visibility, null);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    _log.Warning("ops: reading the platform database for /metrics failed: {0}", OpsText.Describe(e));
+                    return new MetricsInput(view, DateTimeOffset.UtcNow, null, null, null, null, null, $"reading the platform database failed: {OpsText.Describe(e)}");
+                }
+            });
     }
 
     public async Task<OpsResponse> StatusPageAsync(OpsRequest request, CancellationToken cancellationToken)

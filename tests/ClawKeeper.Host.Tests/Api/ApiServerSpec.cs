@@ -186,11 +186,14 @@ public class ApiServerSpec
         await api.SendAsync(HttpMethod.Get, "health", null);
         await api.SendAsync(HttpMethod.Get, "api/ping", ApiTestServer.AcmeKey);
         await api.SendAsync(HttpMethod.Get, "api/ping", null);
-        var snapshot = api.Server.Metrics.Snapshot(DateTimeOffset.UtcNow);
-        Assert.Contains(snapshot.Counts, c => c is { Route: "/health", Status: 200, Count: 1 });
-        Assert.Contains(snapshot.Counts, c => c is { Route: "/api/ping", Status: 200, Count: 1 });
-        Assert.Contains(snapshot.Counts, c => c is { Route: "/api/ping", Status: 401, Count: 1 });
-        Assert.Equal(3, snapshot.RecentSamples);
-        Assert.True(snapshot.RecentAverageSeconds > 0);
+        using var buffer = new MemoryStream();
+        await api.Server.Metrics.Node.ExportAsync(buffer, CancellationToken.None);
+        var samples = ClawKeeper.Host.Tests.Ops.PrometheusSamples.Parse(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+        Assert.Equal(1, samples["clawkeeper_api_requests_total{route=\"/health\",status=\"200\"}"]);
+        Assert.Equal(1, samples["clawkeeper_api_requests_total{route=\"/api/ping\",status=\"200\"}"]);
+        Assert.Equal(1, samples["clawkeeper_api_requests_total{route=\"/api/ping\",status=\"401\"}"]);
+        Assert.Equal(1, samples["clawkeeper_api_request_duration_seconds_count{route=\"/api/ping\",status_class=\"4xx\"}"]);
+        Assert.Equal(2, samples["clawkeeper_api_request_duration_seconds_count{route=\"/health\",status_class=\"2xx\"}"] + samples["clawkeeper_api_request_duration_seconds_count{route=\"/api/ping\",status_class=\"2xx\"}"]);
+        Assert.True(samples["clawkeeper_api_request_duration_seconds_sum{route=\"/api/ping\",status_class=\"2xx\"}"] > 0);
     }
 }
