@@ -18,6 +18,8 @@ public sealed class ApiRequestMetrics
 
     private readonly Histogram _duration;
     private readonly Counter _requests;
+    private readonly Counter _addressLimited;
+    private readonly Counter _poolExhausted;
 
     public ApiRequestMetrics(NodeMetrics? node = null)
     {
@@ -27,10 +29,27 @@ public sealed class ApiRequestMetrics
             ["route", "status_class"], new HistogramConfiguration { Buckets = DurationBuckets });
         _requests = Node.Factory.CreateCounter("clawkeeper_api_requests_total",
             "Requests the API hosted by this node answered since it started, by route template and HTTP status.", ["route", "status"]);
+        _addressLimited = Node.Factory.CreateCounter("clawkeeper_api_address_limited_total",
+            "Requests the API refused (429) by the per-address limit before looking their key up.");
+        _poolExhausted = Node.Factory.CreateCounter("clawkeeper_api_database_pool_exhausted_total",
+            "Requests the API answered 503 because every connection of its own database pool was in use.");
     }
 
     /// <summary>The registry these metrics live on (the node's <c>/metrics</c>).</summary>
     public NodeMetrics Node { get; }
+
+    /// <summary>A request refused by the per-address limit before any key lookup.</summary>
+    public void AddressLimited() => _addressLimited.Inc();
+
+    /// <summary>A request that found every connection of the API's pool in use (503).</summary>
+    public void PoolExhausted() => _poolExhausted.Inc();
+
+    /// <summary>Exports <paramref name="lookups"/> (read at each scrape) as <c>clawkeeper_api_key_lookups_total</c>.</summary>
+    public void TrackKeyLookups(Func<long> lookups)
+    {
+        var counter = Node.Factory.CreateCounter("clawkeeper_api_key_lookups_total", "API key lookups the API sent to the database.");
+        Node.Registry.AddBeforeCollectCallback(() => counter.IncTo(lookups()));
+    }
 
     public void Record(string route, int status, TimeSpan duration)
     {

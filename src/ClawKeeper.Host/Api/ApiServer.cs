@@ -35,7 +35,8 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
     private int _disposed;
     private bool _lifecycleDisposed;
 
-    public ApiServer(ApiSettings settings, NpgsqlDataSource platform, string applicationRole, ApiRequestMetrics? metrics = null)
+    /// <param name="ownsDataSource">True: <paramref name="platform"/> is the API's own pool (<see cref="CreateDataSource"/>), disposed with the server.</param>
+    public ApiServer(ApiSettings settings, NpgsqlDataSource platform, string applicationRole, ApiRequestMetrics? metrics = null, bool ownsDataSource = false)
     {
         Settings = settings;
         Gate = new DatabaseGate();
@@ -53,8 +54,41 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
         Authenticator = new ApiAuthenticator(Keys, Gate, settings.KeyCacheTtl);
         Flusher = new SubmissionFlusher(Buffer, Tasks, platform, Gate, settings);
         Metrics = metrics ?? new ApiRequestMetrics();
+        Metrics.TrackKeyLookups(() => Keys.Lookups);
+        RefusalEvents = RefusalEventThrottle.For(Keys, settings.RefusalEventWindow);
+        AddressLimiter = PartitionedRateLimiter.Create<string, string>(address => RateLimitPartition.GetFixedWindowLimiter(address, _ => new FixedWindowRateLimiterOptions
+        {
+            PermitLimit = settings.AddressPermits,
+            Window = settings.RateWindow,
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        }));
+        _ownedDataSource = ownsDataSource ? platform : null;
         Endpoints = new ApiEndpoints(this);
     }
+
+    private readonly NpgsqlDataSource? _ownedDataSource;
+
+    /// <summary>
+    /// The API's own pool to the platform database (<c>clawkeeper.api.database.max-pool-size</c>, waits at most
+    /// <c>pool-timeout</c> for a connection), apart from the pool of the heartbeat and the fleet, so a flood of
+    /// API requests cannot take their connections. The connection string is the node's platform connection.
+    /// </summary>
+    public static NpgsqlDataSource CreateDataSource(string connectionString, ApiSettings settings)
+    {
+        var builder = new NpgsqlDataSourceBuilder(connectionString);
+        builder.ConnectionStringBuilder.MaxPoolSize = settings.MaxPoolSize;
+        builder.ConnectionStringBuilder.MinPoolSize = Math.Min(builder.ConnectionStringBuilder.MinPoolSize, settings.MaxPoolSize);
+        builder.ConnectionStringBuilder.Timeout = (int)Math.Ceiling(settings.PoolTimeout.TotalSeconds);
+        builder.ConnectionStringBuilder.ApplicationName ??= "clawkeeper-api";
+        return builder.Build();
+    }
+
+    /// <summary>Refused requests, counted and written to <c>security_events</c> once per source and reason per window.</summary>
+    public RefusalEventThrottle RefusalEvents { get; }
+
+    /// <summary>The per-address limit that runs before any key lookup.</summary>
+    public PartitionedRateLimiter<string> AddressLimiter { get; }
 
     public ApiSettings Settings { get; }
     public DatabaseGate Gate { get; }
@@ -89,6 +123,7 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
             if (!_flusherStarted)
             {
                 Flusher.Start();
+                RefusalEvents.Start();
                 _flusherStarted = true;
             }
             if (_app is null)
@@ -200,6 +235,7 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
             _lifecycle.Release();
         }
         await Flusher.DisposeAsync().ConfigureAwait(false);
+        await RefusalEvents.DisposeAsync().ConfigureAwait(false);
     }
 
     private async Task StartListenerLockedAsync(CancellationToken ct)
@@ -279,6 +315,7 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
         });
         var app = builder.Build();
         app.Use(Endpoints.MeasureAsync);
+        app.Use(Endpoints.PreAuthLimitAsync);
         app.Use(Endpoints.AuthenticateAsync);
         app.UseRateLimiter();
         app.Use(Endpoints.RequireCallerAsync);
@@ -291,6 +328,8 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await StopAsync().ConfigureAwait(false);
         Buffer.Dispose();
+        AddressLimiter.Dispose();
+        if (_ownedDataSource is not null) await _ownedDataSource.DisposeAsync().ConfigureAwait(false);
         Volatile.Write(ref _lifecycleDisposed, true);
         _lifecycle.Dispose();
     }

@@ -42,7 +42,9 @@ public static class ClawKeeperNode
         if (api is { Enabled: true })
         {
             // Registered before Akka: the API listens (or the node fails to start) before the first heartbeat.
-            builder.Services.AddSingleton(services => new ApiServer(api, services.GetRequiredService<NpgsqlDataSource>(), settings.SecurityPosture.ApplicationRole));
+            // The API has its own bounded pool: a flood of requests cannot starve the heartbeat's and the fleet's connections.
+            builder.Services.AddSingleton(_ => new ApiServer(api, ApiServer.CreateDataSource(settings.PlatformConnectionString, api),
+                settings.SecurityPosture.ApplicationRole, ownsDataSource: true));
             builder.Services.AddHostedService(services => services.GetRequiredService<ApiServer>());
         }
 
