@@ -53,6 +53,10 @@ public sealed class OpsEndpoints
     private readonly Npgsql.NpgsqlDataSource _platform;
     private readonly OpsWriteSettings _writes;
 
+    // super_admin's own connection for lifting a block (CLAWKEEPER_ADMIN_DB); the node's own connection is the monitoring role.
+    private readonly Lazy<Npgsql.NpgsqlDataSource?> _admin = new(() =>
+        WriteUnblock.AdminConnectionStringFromEnvironment() is { } admin ? Npgsql.NpgsqlDataSource.Create(admin) : null);
+
     public OpsEndpoints(ActorSystem system, OpsSettings settings, Npgsql.NpgsqlDataSource platform, OpsWriteSettings? writes = null)
     {
         _system = system;
@@ -378,7 +382,7 @@ public sealed class OpsEndpoints
         UnblockOutcome outcome;
         try
         {
-            outcome = await new WriteUnblock(_platform, integrity).LiftAsync(liftedBy, reason, body.Force, cancellationToken).ConfigureAwait(false);
+            outcome = await new WriteUnblock(_platform, integrity, _admin.Value).LiftAsync(liftedBy, reason, body.Force, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
         {
@@ -389,6 +393,10 @@ public sealed class OpsEndpoints
         {
             case UnblockResult.NothingOpen:
                 return OpsResponse.Json(409, new { error = "no write block is open: nothing to lift", result = "nothing_open" });
+            case UnblockResult.NotPermitted:
+                _log.Warning("ops: unblock of write block #{0} not possible: this node's database connection may not lift it ({1} is {2})",
+                    outcome.Block!.Id, WriteUnblock.AdminVariable, _admin.Value is null ? "not set" : "set but not permitted");
+                return OpsResponse.Json(503, new { error = WriteUnblock.NotPermittedProblem(_admin.Value is not null), result = "not_permitted" });
             case UnblockResult.StillFailing:
                 _log.Warning("ops: unblock of write block #{0} refused: {1} still failing (requested by {2})",
                     outcome.Block!.Id, string.Join(", ", outcome.Failing.Select(c => c.Check)), liftedBy);

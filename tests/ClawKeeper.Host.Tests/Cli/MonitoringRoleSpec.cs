@@ -108,4 +108,32 @@ public class MonitoringRoleSpec
         Assert.Equal(1L, await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM write_blocks WHERE lifted_at IS NULL AND imposed_by = 'clawkeeper-heartbeat'"));
         Assert.Equal(1L, await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM audit_log WHERE action = 'write_block.imposed'"));
     }
+
+    [Fact]
+    public async Task Writes_unblock_lifts_through_super_admins_own_connection_only()
+    {
+        const string token = "correct-horse-battery-staple";
+        var database = await TestDatabases.CreateSeededAsync();
+        await Sql.ExecuteAsync(database, "SELECT impose_write_block('financial_totals_balance: test imbalance', 'clawkeeper-heartbeat')");
+        var (_, monitor) = await MonitorLoginAsync(database);
+        Dictionary<string, string?> Environment(string? admin) => new()
+        {
+            ["CLAWKEEPER_PLATFORM_DB"] = monitor,
+            ["CLAWKEEPER_ADMIN_DB"] = admin,
+            ["CLAWKEEPER_SUPER_ADMIN_TOKEN_SHA256"] = Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token))),
+            ["CLAWKEEPER_SUPER_ADMIN_TOKEN"] = token,
+        };
+
+        // The monitoring role alone: a clear refusal naming the admin path, the block stays.
+        var refused = await ClawKeeperProcess.RunAsync(Environment(null), "writes", "unblock", "--reason", "repaired");
+        Assert.True(refused.ExitCode == 2, refused.ToString());
+        Assert.Contains("CLAWKEEPER_ADMIN_DB", refused.StandardError);
+        Assert.Equal(0L, await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM write_blocks WHERE lifted_at IS NOT NULL"));
+
+        // super_admin's own connection lifts it; the checks still ran on the monitoring connection.
+        var lifted = await ClawKeeperProcess.RunAsync(Environment(database), "writes", "unblock", "--reason", "repaired");
+        Assert.True(lifted.ExitCode == 0, lifted.ToString());
+        Assert.DoesNotContain("Password", lifted.StandardOutput + lifted.StandardError, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(1L, await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM write_blocks WHERE lifted_at IS NOT NULL"));
+    }
 }
