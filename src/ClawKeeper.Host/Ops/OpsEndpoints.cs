@@ -225,7 +225,14 @@ public sealed class OpsEndpoints
     private OpsMetrics CreateMetrics()
     {
         var node = Api.ApiMetricsSetup.Of(_system)?.Node ?? new NodeMetrics();
-        _system.ActorOf(Props.Create(() => new HeartbeatRoundMetrics(node)), "heartbeat-round-metrics");
+        try
+        {
+            _system.ActorOf(Props.Create(() => new HeartbeatRoundMetrics(node)), "heartbeat-round-metrics");
+        }
+        catch (InvalidActorNameException)
+        {
+            // The routes were built again on this node: its listener already observes the rounds.
+        }
         return new OpsMetrics(node,
             ct => OpsMetrics.HostsSupervisorAsync(_system, _heartbeat.Supervisor, ct),
             ct => _heartbeat.ViewAsync(_queries, ct),
