@@ -42,7 +42,9 @@ public static class ClawKeeperNode
         if (api is { Enabled: true })
         {
             // Registered before Akka: the API listens (or the node fails to start) before the first heartbeat.
-            builder.Services.AddSingleton(services => new ApiServer(api, services.GetRequiredService<NpgsqlDataSource>(), settings.SecurityPosture.ApplicationRole));
+            // Warmed up through the node's HttpClient before the first heartbeat: that heartbeat's api_server_responding finds it warm.
+            builder.Services.AddSingleton(services => new ApiServer(api, services.GetRequiredService<NpgsqlDataSource>(), settings.SecurityPosture.ApplicationRole,
+                warmUpClient: services.GetRequiredService<HttpClient>()));
             builder.Services.AddHostedService(services => services.GetRequiredService<ApiServer>());
         }
 
