@@ -33,7 +33,8 @@ public sealed record HeartbeatSupervisorOptions(
     Repairs.IApiServerControl? ApiServer = null,
     Repairs.RepairOptions? Repair = null,
     Props? OrchestratorsGateway = null,
-    string? SpoolPath = null)
+    string? SpoolPath = null,
+    string? JournalIdentity = null)
 {
     public const string NodePersistenceId = "clawkeeper-heartbeat";
     public const string CliPersistenceId = "clawkeeper-heartbeat-cli";
@@ -133,6 +134,8 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
             foreach (var batch in _pending.Where(b => b.Seq > mark))
                 _state = batch.Events.Aggregate(_state, (s, e) => s.Apply(e));
             _pending.RemoveAll(b => b.Seq <= mark);
+            // Already in the journal (the node stopped between the journal's write and the spool's trim): trim now.
+            if (mark > 0) SafeSpool(s => { s.DeleteUpTo(mark); return true; });
             if (_pending.Count > 0)
                 _log.Warning("Heartbeat journal recovered; {Batches} batches from the local spool are not in it yet: writing them now", _pending.Count);
             StartRunning();
@@ -341,6 +344,7 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
             OnJournalUp();
             var mark = _spool is null ? 0 : recovered.SpoolMarks.GetValueOrDefault(_spool.SpoolId);
             _pending.RemoveAll(b => b.Seq > 0 && b.Seq <= mark);
+            if (mark > 0) SafeSpool(s => { s.DeleteUpTo(mark); return true; });
             _log.Info("Heartbeat journal recovered: reconciling {Batches} batches kept during the outage", _pending.Count);
             var before = _state.Outbox;
             if (_pending.Count == 0)
@@ -474,7 +478,9 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
             try
             {
                 var serializer = new Serialization.ClawKeeperSerializer((Akka.Actor.ExtendedActorSystem)Context.System);
-                _spool = HeartbeatSpool.Open(spoolPath, _options.PersistenceId, serializer);
+                // Keyed by persistence id AND journal: batches meant for one journal never go into another.
+                var key = _options.JournalIdentity is { Length: > 0 } journal ? $"{_options.PersistenceId} @ {journal}" : _options.PersistenceId;
+                _spool = HeartbeatSpool.Open(spoolPath, key, serializer);
                 _pending.AddRange(_spool.Pending());
             }
             catch (Exception ex)

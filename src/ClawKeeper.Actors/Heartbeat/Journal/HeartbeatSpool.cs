@@ -12,7 +12,7 @@ public sealed record SpooledBatch(long Seq, IReadOnlyList<IHeartbeatEvent> Event
 /// journal confirmed it, together with the last full state, so that a journal (or database) outage loses
 /// nothing the supervisor decided, also when the node restarts during the outage. Events are stored with
 /// the project's serializer manifests. One file may hold several persistence ids (node and <c>check --once</c>).
-/// Not thread-safe: used by one actor.
+/// Not thread-safe: used by one actor. Rows are keyed by persistence id and journal (see the supervisor).
 /// </summary>
 public sealed class HeartbeatSpool
 {
