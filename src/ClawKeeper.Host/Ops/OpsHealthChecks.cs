@@ -105,7 +105,11 @@ public sealed class JournalReachableCheck : IAkkaHealthCheck
         _timeout = timeout;
     }
 
-    public async Task<HealthCheckResult> CheckHealthAsync(AkkaHealthCheckContext context, CancellationToken cancellationToken = default)
+    public Task<HealthCheckResult> CheckHealthAsync(AkkaHealthCheckContext context, CancellationToken cancellationToken = default) =>
+        ProbeAsync(cancellationToken);
+
+    /// <summary>The probe itself (it needs nothing from the actor system).</summary>
+    public async Task<HealthCheckResult> ProbeAsync(CancellationToken cancellationToken = default)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(_timeout);
