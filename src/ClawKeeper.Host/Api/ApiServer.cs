@@ -250,6 +250,9 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
     {
         var stopwatch = Stopwatch.StartNew();
         var durations = new List<long>();
+        // Bounded: a listener that does not answer must not hold the node's start for long (a loaded machine takes seconds).
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        budget.CancelAfter(TimeSpan.FromSeconds(20));
         try
         {
             for (var i = 0; i < 3; i++)
@@ -257,9 +260,7 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
                 var one = Stopwatch.StartNew();
                 using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUrl, "health"));
                 request.Headers.Add(WarmUpHeader, _warmUpToken);
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                timeout.CancelAfter(TimeSpan.FromSeconds(5));
-                using var response = await _warmUpClient.SendAsync(request, timeout.Token).ConfigureAwait(false);
+                using var response = await _warmUpClient.SendAsync(request, budget.Token).ConfigureAwait(false);
                 durations.Add(one.ElapsedMilliseconds);
             }
             Log.Information("API warmed up in {ElapsedMs} ms (GET /health took {Durations} ms)", stopwatch.ElapsedMilliseconds, string.Join(", ", durations));
