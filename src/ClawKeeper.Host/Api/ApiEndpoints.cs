@@ -47,6 +47,12 @@ internal sealed class ApiEndpoints
     /// <summary>First middleware: times every request for <c>/metrics</c>.</summary>
     public async Task MeasureAsync(HttpContext context, RequestDelegate next)
     {
+        if (_server.IsWarmUp(context))
+        {
+            // The node's own warm-up before its first heartbeat: served like any request, counted nowhere.
+            await next(context).ConfigureAwait(false);
+            return;
+        }
         var stopwatch = Stopwatch.StartNew();
         try
         {

@@ -43,8 +43,9 @@ public static class ClawKeeperNode
         {
             // Registered before Akka: the API listens (or the node fails to start) before the first heartbeat.
             // The API has its own bounded pool: a flood of requests cannot starve the heartbeat's and the fleet's connections.
-            builder.Services.AddSingleton(_ => new ApiServer(api, ApiServer.CreateDataSource(settings.PlatformConnectionString, api),
-                settings.SecurityPosture.ApplicationRole, ownsDataSource: true));
+            // Warmed up through the node's HttpClient before the first heartbeat: that heartbeat's api_server_responding finds it warm.
+            builder.Services.AddSingleton(services => new ApiServer(api, ApiServer.CreateDataSource(settings.PlatformConnectionString, api),
+                settings.SecurityPosture.ApplicationRole, ownsDataSource: true, warmUpClient: services.GetRequiredService<HttpClient>()));
             builder.Services.AddHostedService(services => services.GetRequiredService<ApiServer>());
         }
 
