@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ClawKeeper.Actors.Checks.DataIntegrity;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -128,8 +129,8 @@ public sealed class Seeder(string connectionString, SeedPlan plan, BenchOptions 
             TRUNCATE audit_log;
             """, ct);
 
-        var prevHash = Enumerable.Repeat(AuditHasher.Genesis, plan.Tenants).ToArray();
-        var hasher = new AuditHasher();
+        var prevHash = Enumerable.Repeat(AuditEntryHasher.Genesis, plan.Tenants).ToArray();
+        var hasher = new AuditEntryHasher();
         var sampleEvery = Math.Max(1, plan.AuditRows / 97);
         var unicodeSamples = 0;
         var nullSamples = 0;

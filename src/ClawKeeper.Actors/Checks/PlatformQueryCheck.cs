@@ -12,6 +12,9 @@ public abstract class PlatformQueryCheck : IPlatformCheck
 
     protected PlatformQueryCheck(NpgsqlDataSource? platform) => _platform = platform;
 
+    /// <summary>The platform database (for checks that open more connections than the one they are given).</summary>
+    protected NpgsqlDataSource? Platform => _platform;
+
     public abstract string Id { get; }
     public abstract TimeSpan Timeout { get; }
     protected abstract string Threshold { get; }

@@ -1,3 +1,4 @@
+using ClawKeeper.Actors.Checks.DataIntegrity;
 using ClawKeeper.Platform.WriteBlocks;
 using Npgsql;
 
@@ -23,8 +24,13 @@ public sealed class PlatformWriteBlockGuard : IWriteBlockGuard
     public const string ImposedBy = "clawkeeper-heartbeat";
 
     private readonly WriteBlockStore _store;
+    private readonly NpgsqlDataSource _platform;
 
-    public PlatformWriteBlockGuard(NpgsqlDataSource platform) => _store = new WriteBlockStore(platform);
+    public PlatformWriteBlockGuard(NpgsqlDataSource platform)
+    {
+        _platform = platform;
+        _store = new WriteBlockStore(platform);
+    }
 
     public async Task<WriteBlockOutcome> ReconcileAsync(WriteBlockState current, IntegrityFailure? failure, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -108,6 +114,63 @@ public sealed class PlatformWriteBlockGuard : IWriteBlockGuard
             actions.Add(new ActionReport("block_writes", failure?.Reason ?? held.Reason ?? "",
                 $"held by the supervisor; writing write_blocks failed ({ex.Message}): retried next round"));
         }
+
+        actions.AddRange(await VerifyTriggersAsync(cancellationToken).ConfigureAwait(false));
         return new WriteBlockOutcome(events, actions);
+    }
+
+    /// <summary>
+    /// Every round: the guard's triggers must still be ENABLE ALWAYS on every books table (DISABLE, ENABLE
+    /// REPLICA or a plain ENABLE would let a replica-mode session, or everyone, write through a block). One
+    /// that is not is put back to ALWAYS (the platform role owns the tables) and reported; what cannot be put
+    /// back (a dropped trigger, no privilege) is reported as NOT ENFORCED. Nothing is reported when all is well.
+    /// </summary>
+    private async Task<IReadOnlyList<ActionReport>> VerifyTriggersAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await _platform.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            var problems = await EnforcementTriggers.ProblemsAsync(connection, EnforcementTriggers.WriteBlockGuard, includeOthers: false, cancellationToken).ConfigureAwait(false);
+            if (problems.Count == 0) return [];
+
+            var restored = new List<string>();
+            var refused = new List<string>();
+            var notAlways = new List<(string Table, string Trigger)>();
+            await using (var command = new NpgsqlCommand("""
+                select c.relname::text, t.tgname::text from pg_trigger t join pg_class c on c.oid = t.tgrelid
+                where c.relnamespace = 'public'::regnamespace and c.relname = any(@tables) and t.tgname = any(@triggers) and t.tgenabled <> 'A'
+                order by 1, 2
+                """, connection))
+            {
+                command.Parameters.AddWithValue("tables", EnforcementTriggers.BooksTables.ToArray());
+                command.Parameters.AddWithValue("triggers", EnforcementTriggers.WriteBlockGuard.Select(e => e.Trigger).Distinct().ToArray());
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) notAlways.Add((reader.GetString(0), reader.GetString(1)));
+            }
+            foreach (var (table, trigger) in notAlways)
+            {
+                try
+                {
+                    await using var alter = new NpgsqlCommand($"alter table public.\"{table}\" enable always trigger \"{trigger}\"", connection);
+                    await alter.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    restored.Add($"{table}.{trigger}");
+                }
+                catch (PostgresException ex)
+                {
+                    refused.Add($"{table}.{trigger}: {ex.MessageText}");
+                }
+            }
+
+            var after = await EnforcementTriggers.ProblemsAsync(connection, EnforcementTriggers.WriteBlockGuard, includeOthers: false, cancellationToken).ConfigureAwait(false);
+            var outcome = after.Count == 0
+                ? $"restored: {string.Join(", ", restored)} ENABLE ALWAYS again"
+                : $"NOT ENFORCED: {string.Join("; ", after)}" + (restored.Count > 0 ? $" (restored {string.Join(", ", restored)})" : "") +
+                  (refused.Count > 0 ? $" (could not restore {string.Join("; ", refused)})" : "");
+            return [new ActionReport("write_block_triggers", "the write-block guard was switched off: " + string.Join("; ", problems), outcome)];
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or System.Net.Sockets.SocketException)
+        {
+            return [new ActionReport("write_block_triggers", "the write-block guard's triggers could not be verified", $"database unreachable ({ex.Message}): re-checked next round")];
+        }
     }
 }

@@ -5,8 +5,8 @@ namespace ClawKeeper.Actors.Checks.DataIntegrity;
 
 /// <summary>
 /// <c>no_orphaned_records</c>: every declared foreign key of the platform exists, is validated and
-/// enforced (its triggers enabled; a <c>NOT VALID</c> constraint or a disabled trigger is a
-/// failure); the full verification also scans every foreign key for violating rows (rows written
+/// enforced (its triggers enabled; a <c>NOT VALID</c> constraint, or a foreign-key or guard trigger
+/// disabled, replica-only or no longer ALWAYS, see <see cref="EnforcementTriggers"/>, is a failure); the full verification also scans every foreign key for violating rows (rows written
 /// while enforcement was off); soft references — <c>audit_log.entity_type/entity_id</c> and
 /// <c>agent_runs.task_id</c> (heartbeat rows excepted) — have no missing parent.
 /// </summary>
@@ -67,26 +67,9 @@ public sealed class NoOrphanedRecordsCheck(NpgsqlDataSource? platform, DataInteg
         foreach (var notValid in declared.Where(d => !d.Validated))
             problems.Add($"{notValid.Child}.{notValid.Name} → {notValid.Parent}: NOT VALID (existing rows were never checked)");
 
-        // Disabled triggers on platform tables: foreign-key enforcement (internal) and the platform's own guards.
-        var disabled = new List<(string Table, string Trigger, bool Internal)>();
-        await using (var command = Command(connection, """
-            select t.tgrelid::regclass::text, t.tgname, t.tgisinternal
-            from pg_trigger t join pg_class c on c.oid = t.tgrelid
-            where c.relnamespace = 'public'::regnamespace and t.tgenabled = 'D'
-            order by 1, 2
-            """))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                disabled.Add((reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)));
-        foreach (var table in disabled.GroupBy(d => d.Table))
-        {
-            var foreignKeys = table.Count(d => d.Internal);
-            var own = table.Where(d => !d.Internal).Select(d => d.Trigger).ToList();
-            var parts = new List<string>();
-            if (foreignKeys > 0) parts.Add($"{foreignKeys} foreign-key enforcement trigger(s) disabled (ALTER TABLE ... DISABLE TRIGGER ALL?)");
-            if (own.Count > 0) parts.Add($"trigger(s) {string.Join(", ", own)} disabled");
-            problems.Add($"{table.Key}: {string.Join("; ", parts)}");
-        }
+        // Enforcement switched off: foreign-key (internal) triggers and the platform's own guards disabled, set to
+        // ENABLE REPLICA (ordinary sessions no longer fire them) or, for the ALWAYS ones, changed from ALWAYS.
+        problems.AddRange(await EnforcementTriggers.ProblemsAsync(connection, EnforcementTriggers.Platform, includeOthers: true, cancellationToken).ConfigureAwait(false));
 
         // Rows that violate a declared foreign key: every key in a full verification, NOT VALID ones always.
         foreach (var fk in declared.Where(d => full || !d.Validated))

@@ -8,7 +8,10 @@ namespace ClawKeeper.Actors.Checks.DataIntegrity;
 /// platform with a <c>tenant_id</c> column, plus <c>tenants</c>) has row-level security enabled
 /// and forced, at least one policy, no always-true policy and no policy that ignores the tenant;
 /// the application role is not superuser, has no BYPASSRLS and owns no tenant table. A new table
-/// created without RLS is caught because tables are discovered, not listed.
+/// created without RLS is caught because tables are discovered, not listed. Ways around row-level
+/// security that are not tables — a SECURITY DEFINER function or a view without <c>security_invoker</c>
+/// (or a materialized view) over tenant tables that the application role may use — are failures too,
+/// each named (<see cref="RlsBypasses"/>).
 /// </summary>
 public sealed class RlsPoliciesActiveCheck(NpgsqlDataSource? platform, DataIntegritySettings settings) : PlatformQueryCheck(platform)
 {
@@ -51,6 +54,8 @@ public sealed class RlsPoliciesActiveCheck(NpgsqlDataSource? platform, DataInteg
                 else if (reader.GetString(7).Length > 0) problems.Add($"{kind}{table}: policy {reader.GetString(7)} does not refer to the tenant column");
                 if (reader.GetString(4) == settings.ApplicationRole) problems.Add($"{kind}{table}: owned by the application role {settings.ApplicationRole}");
             }
+
+        problems.AddRange(await RlsBypasses.FindAsync(connection, settings.ApplicationRole, cancellationToken).ConfigureAwait(false));
 
         await using (var command = Command(connection, "select rolsuper, rolbypassrls from pg_roles where rolname = @role", ("role", settings.ApplicationRole)))
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))

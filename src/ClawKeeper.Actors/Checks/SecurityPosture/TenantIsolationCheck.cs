@@ -9,7 +9,7 @@ namespace ClawKeeper.Actors.Checks.SecurityPosture;
 /// <item>as the monitoring role, note per tenant table whether A and other tenants have rows there;</item>
 /// <item><c>SET LOCAL ROLE</c> the application role and <c>set_config('app.tenant_id', A, true)</c>;</item>
 /// <item>in every tenant table (discovered: tables of schema public with a <c>tenant_id</c> column,
-///   plus <c>tenants</c> by <c>id</c>) count the rows of any other tenant that A can see — a row
+///   plus <c>tenants</c> by <c>id</c>, and every view or materialized view with a <c>tenant_id</c> column) count the rows of any other tenant that A can see — a row
 ///   seen is a leak; and if A has rows there but sees none of them, the probe is blind on that
 ///   table (no policy admits the tenant: isolation there cannot be shown, and the application is
 ///   broken for it);</item>
@@ -165,14 +165,17 @@ public sealed class TenantIsolationCheck : PlatformQueryCheck
     private async Task<List<TenantTable>> TenantTablesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var tables = new List<TenantTable>();
-        // Same discovery as rls_policies_active: a new table is probed because it is found, not listed.
+        // Same discovery as rls_policies_active: a new table is probed because it is found, not listed. Views and
+        // materialized views with a tenant_id column (any schema) are read through too: a view without
+        // security_invoker checks the tables' policies as its owner, a materialized view has none.
         await using var command = Command(connection, """
             select distinct on (c.oid) c.oid::regclass::text, a.attname::text, a.atttypid = 'text'::regtype,
-                   has_table_privilege(@role, c.oid, 'SELECT'), has_table_privilege(@role, c.oid, 'INSERT')
+                   has_table_privilege(@role, c.oid, 'SELECT'), c.relkind in ('r', 'p') and has_table_privilege(@role, c.oid, 'INSERT')
             from pg_class c
             join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-                               and (a.attname = 'tenant_id' or (c.relname = 'tenants' and a.attname = 'id'))
-            where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
+                               and (a.attname = 'tenant_id' or (c.relname = 'tenants' and c.relkind in ('r', 'p') and a.attname = 'id'))
+            where (c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p'))
+               or (c.relkind in ('v', 'm') and c.relnamespace not in ('pg_catalog'::regnamespace, 'information_schema'::regnamespace))
             order by c.oid, a.attname = 'tenant_id' desc
             """, ("role", _settings.ApplicationRole));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
