@@ -849,7 +849,11 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
                 _state.UnloggedRuns.Count, RunLogRetryInterval, result.Error);
             Timers.StartSingleTimer(RunLogRetryTimer, RetryRunLogs.Instance, RunLogRetryInterval);
         }
+        // Runs recorded while this write was in flight go in now, not at the next round.
         if (result.Written.Count > 0)
-            Store(result.Written.Select(id => (IHeartbeatEvent)new HeartbeatRunLogged(id)).ToList(), () => { });
+            Store(result.Written.Select(id => (IHeartbeatEvent)new HeartbeatRunLogged(id)).ToList(), () =>
+            {
+                if (result.Error is null) WriteUnloggedRuns();
+            });
     }
 }
