@@ -16,12 +16,19 @@ public static class HeartbeatDecisions
 
     public static string CheckDedupKey(string group, string check) => $"check:{group}/{check}:super_admin";
 
-    /// <summary><c>heartbeat-2026-11-28T04:00:00Z</c>; a second heartbeat in the same second gets milliseconds.</summary>
+    /// <summary>
+    /// <c>heartbeat-2026-11-28T04:00:00Z</c>; a heartbeat in the same second as the previous one gets
+    /// milliseconds (and, in the same millisecond, ticks), so no two consecutive ids are equal.
+    /// </summary>
     public static string NextId(DateTimeOffset startedAt, string? previousId)
     {
-        var id = "heartbeat-" + startedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'");
-        if (id != previousId) return id;
-        return "heartbeat-" + startedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'");
+        var utc = startedAt.UtcDateTime;
+        var seconds = "heartbeat-" + utc.ToString("yyyy-MM-dd'T'HH:mm:ss");
+        if (previousId is null || !previousId.StartsWith(seconds, StringComparison.Ordinal)) return seconds + "Z";
+        var precise = seconds + utc.ToString(".fff'Z'");
+        if (precise != previousId) return precise;
+        var ticks = seconds + utc.ToString(".fffffff'Z'");
+        return ticks != previousId ? ticks : NextId(startedAt.AddTicks(1), previousId);
     }
 
     /// <summary>A full re-verification is due when none ran yet, on the slow cadence, or on demand.</summary>

@@ -86,6 +86,11 @@ public class HeartbeatDecisionsSpec
         Assert.Equal("heartbeat-2026-11-28T04:00:00Z", first);
         var second = HeartbeatDecisions.NextId(Start.AddMilliseconds(250), first);
         Assert.Equal("heartbeat-2026-11-28T04:00:00.250Z", second);
+        // A third in the same second is not the first one's id again (agent_runs would keep only one of them).
+        var third = HeartbeatDecisions.NextId(Start.AddMilliseconds(600), second);
+        Assert.Equal("heartbeat-2026-11-28T04:00:00.600Z", third);
+        Assert.NotEqual(second, HeartbeatDecisions.NextId(Start.AddMilliseconds(250), second));
+        Assert.Equal("heartbeat-2026-11-28T04:00:01Z", HeartbeatDecisions.NextId(Start.AddSeconds(1), third));
     }
 
     [Fact]
