@@ -48,7 +48,7 @@ public static class ListenSockets
     /// never checked). Binds as the real listener will (address reuse), so TIME_WAIT leftovers of a
     /// killed node do not count as taken.
     /// </summary>
-    public static void EnsureFree(string key, string host, int port, string hint)
+    public static void EnsureFree(string key, string what, string host, int port, string hint)
     {
         if (port == 0) return;
         IPAddress address;
@@ -73,7 +73,7 @@ public static class ListenSockets
                 SocketError.AccessDenied => "may not be bound by this user",
                 _ => "is not an address of this machine",
             };
-            throw new ConfigurationProblemException($"{key}: port {port} on {address} {why}; {hint}");
+            throw new ConfigurationProblemException($"{key}: {what} cannot listen on {address}:{port} (the port {why}); {hint}");
         }
     }
 
@@ -101,12 +101,12 @@ public static class NodePorts
     {
         var ops = Ops.OpsSettings.FromConfig(config, settings);
         var api = Api.ApiSettings.FromConfig(config);
-        ListenSockets.EnsureFree("clawkeeper.node.port", settings.Node.Hostname, settings.Node.Port,
+        ListenSockets.EnsureFree("clawkeeper.node.port", "Akka remoting", settings.Node.Hostname, settings.Node.Port,
             "choose another remoting port (CLAWKEEPER_NODE_PORT) or stop the process that holds it");
-        ListenSockets.EnsureFree($"{Ops.OpsSettings.DefaultPrefix}.port", ops.EffectiveBindHostname, ops.Port,
+        ListenSockets.EnsureFree($"{Ops.OpsSettings.DefaultPrefix}.port", "the ops surface", ops.EffectiveBindHostname, ops.Port,
             "choose another port (CLAWKEEPER_OPS_PORT, 0 = any free port) or stop the process that holds it");
         if (api.Enabled)
-            ListenSockets.EnsureFree($"{Api.ApiSettings.DefaultPrefix}.port", api.BindAddress.ToString(), api.Port,
+            ListenSockets.EnsureFree($"{Api.ApiSettings.DefaultPrefix}.port", "the API server", api.BindAddress.ToString(), api.Port,
                 "choose another port (CLAWKEEPER_API_PORT, 0 = any free port), stop the process that holds it, or set clawkeeper.api.enabled = false");
     }
 }

@@ -213,10 +213,11 @@ public class OpsNodeProcessSpec
         var (remoting, ops, api) = (FreePort(), FreePort(), FreePort());
         var workingDirectory = Directory.CreateTempSubdirectory("clawkeeper-node-").FullName;
         var output = new StringBuilder();
+        var clock = Stopwatch.StartNew();
         void Collect(Process p)
         {
-            p.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-            p.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+            p.OutputDataReceived += (_, e) => { lock (output) output.AppendLine($"{clock.Elapsed.TotalSeconds,7:0.00}s {e.Data}"); };
+            p.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine($"{clock.Elapsed.TotalSeconds,7:0.00}s {e.Data}"); };
             p.BeginOutputReadLine();
             p.BeginErrorReadLine();
         }
@@ -247,12 +248,15 @@ public class OpsNodeProcessSpec
             _output.WriteLine($"after SIGKILL: {leftOps} leftover socket(s) on the ops port {ops}, {leftApi} on the API port {api}, {LeftoverSockets(remoting)} on remoting {remoting}");
             Assert.True(leftOps > 0, "the kill leaves sockets on the ops port (else this spec proves nothing)");
 
-            lock (output) output.AppendLine("----- restart -----");
+            lock (output) output.AppendLine($"{clock.Elapsed.TotalSeconds,7:0.00}s ----- restart -----");
             var restartedAt = Stopwatch.StartNew();
             second = Process.Start(NodeStart(config, platform, journal, remoting, ops, api, workingDirectory))!;
             Collect(second);
             var again = await WaitReadyAsync(second, ops, TimeSpan.FromSeconds(30));
-            _output.WriteLine($"restart on the same ports: ready after {restartedAt.Elapsed.TotalSeconds:0.0} s (process start included); last answer {again.Last}");
+            _output.WriteLine($"restart on the same ports: ready after {restartedAt.Elapsed.TotalSeconds:0.0} s (process start included)");
+            var log = Output();
+            foreach (var line in log[(log.IndexOf("----- restart -----", StringComparison.Ordinal))..].Split('\n').Take(40))
+                _output.WriteLine("  | " + (line.Length > 220 ? line[..220] : line));
             Assert.True(again.Ready, $"restart: {again.Last}\n{Output()}");
             Assert.True(restartedAt.Elapsed < TimeSpan.FromSeconds(10), $"ready {restartedAt.Elapsed.TotalSeconds:0.0} s after the restart\n{Output()}");
             Assert.DoesNotContain("Address already in use", Output());
@@ -270,9 +274,9 @@ public class OpsNodeProcessSpec
     }
 
     [Theory]
-    [InlineData("CLAWKEEPER_OPS_PORT", "clawkeeper.ops.port")]
-    [InlineData("CLAWKEEPER_API_PORT", "clawkeeper.api.port")]
-    [InlineData("CLAWKEEPER_NODE_PORT", "clawkeeper.node.port")]
+    [InlineData("CLAWKEEPER_OPS_PORT", "clawkeeper.ops.port: the ops surface")]
+    [InlineData("CLAWKEEPER_API_PORT", "clawkeeper.api.port: the API server")]
+    [InlineData("CLAWKEEPER_NODE_PORT", "clawkeeper.node.port: Akka remoting")]
     public async Task A_port_another_process_listens_on_exits_2_naming_the_key_and_the_port_without_a_stack_trace(string variable, string key)
     {
         using var holder = new TcpListener(IPAddress.Loopback, 0);
@@ -292,7 +296,8 @@ public class OpsNodeProcessSpec
         var result = await ClawKeeperProcess.RunAsync(environment, "run");
         Assert.True(result.ExitCode == 2, result.ToString());
         var all = result.StandardOutput + result.StandardError;
-        Assert.Contains($"{key}: port {taken} on 127.0.0.1 is already in use", result.StandardError);
+        Assert.Contains($"{key} cannot listen on 127.0.0.1:{taken} (the port is already in use by another process)", result.StandardError);
+        Assert.Contains(variable, result.StandardError); // how to choose another
         Assert.DoesNotContain("   at ", all);
         Assert.DoesNotContain("Unhandled exception", all);
     }
