@@ -133,4 +133,18 @@ public class OpsAlertControlsSpec
     [InlineData("data_integrity_like", false)]
     public void Which_targets_belong_to_the_books_owner(string target, bool superAdmin) =>
         Assert.Equal(superAdmin, AlertControlRules.NeedsSuperAdmin(target));
+
+    [Fact]
+    public async Task The_cli_silence_has_the_same_bound()
+    {
+        var environment = new Dictionary<string, string?>
+        {
+            ["CLAWKEEPER_PLATFORM_DB"] = "Host=127.0.0.1;Port=1;Database=none;Username=none",
+            ["CLAWKEEPER_SUPER_ADMIN_TOKEN"] = OpsTestHost.SuperAdminToken,
+            ["CLAWKEEPER_SUPER_ADMIN_TOKEN_SHA256"] = OpsTestHost.SuperAdminTokenSha256,
+        };
+        var result = await Support.ClawKeeperProcess.RunAsync(environment, "alerts", "silence", "--group", "data_integrity", "--for", "8.00:00:00", "--reason", "forever");
+        Assert.True(result.ExitCode == 2, result.ToString());
+        Assert.Contains("--for must end at most 7.00:00:00 ahead (clawkeeper.alerts.max-silence)", result.StandardError);
+    }
 }
