@@ -22,7 +22,8 @@ public static class ClawKeeperOpsExtensions
 
         var setup = new OpsSetup(settings, platform, writes);
         builder.AddSetup(setup);
-        builder.AddStartup(async (system, _) =>
+        // A StartupTask (awaited by Akka.Hosting), not an async void action: a bind failure fails the host's start.
+        builder.AddStartup(new StartupTask(async (system, _) =>
         {
             var server = await OpsServer.StartAsync(system, setup, CancellationToken.None).ConfigureAwait(false);
             CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "clawkeeper-ops-stop", async () =>
@@ -31,7 +32,7 @@ public static class ClawKeeperOpsExtensions
                 await server.DisposeAsync().ConfigureAwait(false);
                 return Done.Instance;
             });
-        });
+        }));
         return builder;
     }
 
