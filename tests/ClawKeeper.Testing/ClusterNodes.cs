@@ -275,13 +275,15 @@ public sealed class ClawKeeperCluster : IAsyncDisposable
         try
         {
             var json = await node.Http.GetStringAsync("cluster/members");
+            // Akka Management's ClusterMembers: members with their status, and the unreachable ones.
             using var document = System.Text.Json.JsonDocument.Parse(json);
-            var members = document.RootElement.EnumerateArray()
-                .Select(m => (Status: m.GetProperty("status").GetString(), Reachable: m.GetProperty("reachable").GetBoolean()))
+            var unreachable = document.RootElement.GetProperty("unreachable").EnumerateArray().Select(u => u.GetProperty("node").GetString()).ToHashSet();
+            var members = document.RootElement.GetProperty("members").EnumerateArray()
+                .Select(m => (Status: m.GetProperty("status").GetString(), Reachable: !unreachable.Contains(m.GetProperty("node").GetString())))
                 .ToList();
-            return (members.Count(m => m is { Status: "up", Reachable: true }) == members.Count ? members.Count : -1, json);
+            return (members.Count(m => m is { Status: "Up", Reachable: true }) == members.Count ? members.Count : -1, json);
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
         {
             return (-1, e.Message);
         }

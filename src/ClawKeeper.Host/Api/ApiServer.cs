@@ -340,6 +340,8 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
             kestrel.Limits.MaxRequestBodySize = Settings.MaxBodyBytes;
             kestrel.AddServerHeader = false;
         });
+        // Address reuse: a node restarted after a SIGKILL binds its port again at once (see ListenSockets).
+        builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = Node.ListenSockets.CreateBound);
         builder.Services.AddRateLimiter(options =>
         {
             options.RejectionStatusCode = StatusCodes.Status429TooManyRequests;

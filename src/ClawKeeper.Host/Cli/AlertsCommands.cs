@@ -93,6 +93,14 @@ public static class AlertsCommands
                 Console.Error.WriteLine("error: give a window end in the future with --until TIME or --for DURATION");
                 return ExitCodes.UsageOrConfiguration;
             }
+            // The same bound as the ops surface's POST /alerts/silence.
+            var (config, settings) = ClawKeeperCli.LoadSettings(parse);
+            var maxSilence = Ops.OpsSettings.FromConfig(config, settings).MaxSilence;
+            if (end - DateTimeOffset.UtcNow > maxSilence)
+            {
+                Console.Error.WriteLine($"error: {(parse.GetValue(until) is null ? "--for" : "--until")} must end at most {maxSilence} ahead ({Ops.OpsSettings.MaxSilenceKey}); got {end:u}");
+                return ExitCodes.UsageOrConfiguration;
+            }
             return await AddControlAsync(parse, "silence", target, end, reason, tokenFile, operatorName, cancellationToken);
         });
         return silence;

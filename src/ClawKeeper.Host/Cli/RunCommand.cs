@@ -15,6 +15,8 @@ public static class RunCommand
         command.SetAction(async (parse, cancellationToken) =>
         {
             var (config, settings) = ClawKeeperCli.LoadSettings(parse);
+            // A port another process listens on: exit 2 naming the key, before anything starts.
+            NodePorts.EnsureFree(config, settings);
             SerilogSetup.Configure(settings.Logging, toStandardError: false);
             Log.Information("ClawKeeper node starting: platform database {PlatformDb}, journal {Journal}, heartbeat every {Interval}",
                 ConnectionStrings.Describe(settings.PlatformConnectionString),

@@ -27,6 +27,7 @@ public static class ConfigurationLoader
         ("CLAWKEEPER_OPS_PORT", "clawkeeper.ops.port"),
         ("CLAWKEEPER_OPS_BIND_HOSTNAME", "clawkeeper.ops.bind-hostname"),
         ("CLAWKEEPER_OPS_TOKEN_SHA256", "clawkeeper.ops.token-sha256"),
+        ("CLAWKEEPER_OPS_READ_TOKEN_SHA256", "clawkeeper.ops.read-token-sha256"),
         ("CLAWKEEPER_API_PORT", "clawkeeper.api.port"),
         ("CLAWKEEPER_API_HOSTNAME", "clawkeeper.api.hostname"),
         ("CLAWKEEPER_API_ENABLED", "clawkeeper.api.enabled"),

@@ -17,6 +17,31 @@ public sealed class OpsAuthorization
     public OpsAuthorization(string tokenSha256) =>
         _expected = tokenSha256.Length == 64 ? Convert.FromHexString(tokenSha256) : null;
 
+    public bool Configured => _expected is not null;
+
+    /// <summary>True when <paramref name="token"/> is the configured token (constant-time comparison of the SHA-256).</summary>
+    public bool Matches(string? token) =>
+        _expected is not null && token is { Length: > 0 }
+        && CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(token)), _expected);
+
+    /// <summary>The token of an <c>Authorization: Bearer</c> header, or the password of a <c>Basic</c> one (what a browser sends after its prompt).</summary>
+    public static string? BearerOrBasicToken(string? authorizationHeader)
+    {
+        if (string.IsNullOrWhiteSpace(authorizationHeader)) return null;
+        const string basic = "Basic ";
+        if (!authorizationHeader.StartsWith(basic, StringComparison.OrdinalIgnoreCase)) return BearerToken(authorizationHeader).Token;
+        try
+        {
+            var pair = Encoding.UTF8.GetString(Convert.FromBase64String(authorizationHeader[basic.Length..].Trim()));
+            var colon = pair.IndexOf(':');
+            return colon >= 0 && colon < pair.Length - 1 ? pair[(colon + 1)..] : null;
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Null when <paramref name="authorizationHeader"/> carries the ops token; else why not (never containing the token).</summary>
     public string? WhyRefused(string? authorizationHeader)
     {
@@ -39,7 +64,7 @@ public sealed class OpsAuthorization
 }
 
 /// <summary>The routes of the ops surface as plain functions of <see cref="OpsRequest"/>.</summary>
-public sealed class OpsEndpoints
+public sealed partial class OpsEndpoints
 {
     public const int DefaultHistoryLimit = 20;
 
@@ -48,6 +73,10 @@ public sealed class OpsEndpoints
     private readonly OpsQueries _queries;
     private readonly HeartbeatAccess _heartbeat;
     private readonly OpsAuthorization _authorization;
+    private readonly OpsAuthorization _readAuthorization;
+    private readonly OpsHealthCache _health;
+    private readonly OpsFiguresCache _figures;
+    private readonly Dictionary<string, Func<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckRegistration, bool>> _tagPredicates = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log;
     private readonly ClawKeeper.Platform.Alerts.AlertControlStore _alertControls;
     private readonly Npgsql.NpgsqlDataSource _platform;
@@ -67,70 +96,48 @@ public sealed class OpsEndpoints
         _queries = new OpsQueries(platform);
         _heartbeat = new HeartbeatAccess(system, settings.AskTimeout);
         _authorization = new OpsAuthorization(settings.TokenSha256);
+        _readAuthorization = new OpsAuthorization(settings.ReadTokenSha256);
+        _health = new OpsHealthCache(system, settings.HealthCache);
+        _figures = new OpsFiguresCache(settings.HealthCache);
         _log = Logging.GetLogger(system, "ClawKeeper.Ops");
         Metrics = CreateMetrics();
     }
 
     public sealed record Route(string Method, string Path, Func<OpsRequest, CancellationToken, Task<OpsResponse>> Handler);
 
-    /// <summary>Every route; with <paramref name="readOnly"/> (akka.management.http.route-providers-read-only) the POST routes answer 403.</summary>
-    public IReadOnlyList<Route> Routes(bool readOnly) =>
+    /// <summary>The node's health checks behind the short cache (what <c>MapHealthChecks</c> and the status page run).</summary>
+    public OpsHealthCache Health => _health;
+
+    /// <summary>
+    /// Every route but the health routes (those are <c>MapHealthChecks</c>, see <see cref="OpsServer"/>).
+    /// <c>/metrics</c> is open; the other GET routes need the read token when one is configured
+    /// (<see cref="Readable"/>); the mutating routes need the ops token, the muting of the books and
+    /// the unblock the super_admin credential.
+    /// </summary>
+    public IReadOnlyList<Route> Routes() =>
     [
-        new("GET", "/", StatusPageAsync),
-        new("GET", "/health/live", LiveAsync),
-        new("GET", "/health/ready", ReadyAsync),
-        new("GET", "/cluster/members", MembersAsync),
-        new("GET", "/heartbeat/latest", LatestAsync),
-        new("GET", "/heartbeat/history", HistoryAsync),
+        new("GET", "/", Readable(StatusPageAsync)),
+        new("GET", "/cluster/members", Readable(ClusterMembersAsync)),
+        new("GET", "/cluster/members/{**address}", Readable(ClusterMemberAsync)),
+        new("PUT", "/cluster/members/{**address}", Mutating(ClusterMemberOperationAsync)),
+        new("DELETE", "/cluster/members/{**address}", Mutating(ClusterMemberLeaveAsync)),
+        new("GET", "/heartbeat/latest", Readable(LatestAsync)),
+        new("GET", "/heartbeat/history", Readable(HistoryAsync)),
         new("GET", "/metrics", MetricsAsync),
-        new("POST", "/heartbeat/run", Mutating(readOnly, RunHeartbeatAsync)),
-        new("POST", "/cluster/leave", Mutating(readOnly, LeaveAsync)),
-        new("POST", "/cluster/down", Mutating(readOnly, DownAsync)),
-        new("POST", "/writes/unblock", SuperAdmin(readOnly, UnblockWritesAsync)),
-        new("POST", "/alerts/ack", Mutating(readOnly, AcknowledgeAsync)),
-        new("POST", "/alerts/silence", Mutating(readOnly, SilenceAsync)),
+        new("POST", "/heartbeat/run", Mutating(RunHeartbeatAsync)),
+        new("POST", "/cluster/leave", Mutating(LeaveAsync)),
+        new("POST", "/cluster/down", Mutating(DownAsync)),
+        new("POST", "/writes/unblock", SuperAdmin(UnblockWritesAsync)),
+        new("POST", "/alerts/ack", AlertControl(AcknowledgeAsync)),
+        new("POST", "/alerts/silence", AlertControl(SilenceAsync)),
     ];
-
-    /// <summary><c>POST /alerts/ack?incident=KEY&amp;reason=TEXT[&amp;by=NAME]</c>: no more reminders for that incident until it resolves.</summary>
-    public async Task<OpsResponse> AcknowledgeAsync(OpsRequest request, CancellationToken cancellationToken)
-    {
-        var incident = Parameter(request, "incident");
-        var reason = Parameter(request, "reason");
-        if (incident is null || reason is null)
-            return OpsResponse.Error(400, "give ?incident=<dedup key or group/check> and &reason=<why>");
-        var by = "ops:" + (Parameter(request, "by") ?? request.Remote);
-        var id = await _alertControls.AddAsync("ack", incident, null, by, reason, cancellationToken).ConfigureAwait(false);
-        _log.Info("ops: acknowledgement #{0} of {1} by {2}", id, incident, by);
-        return OpsResponse.Json(201, new { control = id, kind = "ack", target = incident, by, detail = "applied by the next heartbeat" });
-    }
-
-    /// <summary><c>POST /alerts/silence?target=GROUP[/CHECK]&amp;until=ISO|for=SECONDS&amp;reason=TEXT</c>: alerts kept, not sent, until the end.</summary>
-    public async Task<OpsResponse> SilenceAsync(OpsRequest request, CancellationToken cancellationToken)
-    {
-        var target = Parameter(request, "target");
-        var reason = Parameter(request, "reason");
-        DateTimeOffset? until = null;
-        if (Parameter(request, "until") is { } text)
-            until = DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed) ? parsed : null;
-        else if (Parameter(request, "for") is { } seconds && double.TryParse(seconds, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0)
-            until = DateTimeOffset.UtcNow.AddSeconds(s);
-        var groups = new[] { "system_health", "task_queue", "data_integrity", "security_posture", "integration_health" };
-        if (target is null || reason is null || until is null || until <= DateTimeOffset.UtcNow || !groups.Contains(target.Split('/')[0]))
-            return OpsResponse.Error(400, $"give ?target=<group or group/check; groups: {string.Join(", ", groups)}>, &until=<ISO time in the future> or &for=<seconds>, and &reason=<why>");
-        var by = "ops:" + (Parameter(request, "by") ?? request.Remote);
-        var id = await _alertControls.AddAsync("silence", target, until, by, reason, cancellationToken).ConfigureAwait(false);
-        _log.Info("ops: silence #{0} of {1} until {2} by {3}", id, target, until, by);
-        return OpsResponse.Json(201, new { control = id, kind = "silence", target, until, by, detail = "applied by the next heartbeat" });
-    }
 
     private static string? Parameter(OpsRequest request, string name) =>
         request.Query.TryGetValue(name, out var value) && !string.IsNullOrWhiteSpace(value) ? value.Trim() : null;
 
     /// <summary><c>GET /health/live</c>: the probes tagged <c>liveness</c> (the ActorSystem runs); 200 or 503, each probe listed.</summary>
-    public async Task<OpsResponse> LiveAsync(OpsRequest request, CancellationToken cancellationToken)
-    {
-        var live = await ProbeAsync(OpsHealthChecks.LivenessTag, cancellationToken).ConfigureAwait(false);
-        return OpsResponse.Json(live.Ready ? 200 : 503, new
+    public OpsResponse LiveResponse(Readiness live) =>
+        OpsResponse.Json(live.Ready ? 200 : 503, new
         {
             status = live.Ready ? "alive" : "not_alive",
             live = live.Ready,
@@ -141,16 +148,13 @@ public sealed class OpsEndpoints
             failing = live.Failing,
             conditions = live.Conditions,
         });
-    }
 
     /// <summary>
     /// <c>GET /health/ready</c>: the probes tagged <c>ready</c> (joined and Up, journal reachable,
     /// supervisor recovered, a heartbeat within two intervals); 200 or 503, each probe listed.
     /// </summary>
-    public async Task<OpsResponse> ReadyAsync(OpsRequest request, CancellationToken cancellationToken)
-    {
-        var readiness = await ProbeAsync(OpsHealthChecks.ReadinessTag, cancellationToken).ConfigureAwait(false);
-        return OpsResponse.Json(readiness.Ready ? 200 : 503, new
+    public OpsResponse ReadyResponse(Readiness readiness) =>
+        OpsResponse.Json(readiness.Ready ? 200 : 503, new
         {
             ready = readiness.Ready,
             status = readiness.Ready ? "ready" : "not_ready",
@@ -159,28 +163,39 @@ public sealed class OpsEndpoints
             failing = readiness.Failing,
             conditions = readiness.Conditions,
         });
+
+    /// <summary>One predicate instance per tag: the health cache keys its reports by it.</summary>
+    public Func<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckRegistration, bool> TagPredicate(string tag)
+    {
+        lock (_tagPredicates)
+        {
+            if (!_tagPredicates.TryGetValue(tag, out var predicate))
+                _tagPredicates[tag] = predicate = registration => registration.Tags.Contains(tag);
+            return predicate;
+        }
     }
 
-    /// <summary>Runs the health checks tagged <paramref name="tag"/> through the host's <see cref="Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckService"/>.</summary>
-    private async Task<Readiness> ProbeAsync(string tag, CancellationToken cancellationToken)
+    /// <summary>Pure: the answer for a health report of the checks tagged <paramref name="tag"/>.</summary>
+    public static Readiness ReadinessOf(Microsoft.Extensions.Diagnostics.HealthChecks.HealthReport report, string tag)
     {
         var now = DateTimeOffset.UtcNow;
-        if (OpsHealthChecks.ServiceOf(_system) is not { } service)
-            return Readiness.Unavailable("health_checks_registered", "the host has no HealthCheckService: register services.AddHealthChecks() and WithClawKeeperHealthChecks(...)", now);
-        var report = await service.CheckHealthAsync(r => r.Tags.Contains(tag), cancellationToken).ConfigureAwait(false);
         return report.Entries.Count == 0
-            ? Readiness.Unavailable("health_checks_registered", $"no health check tagged '{tag}' is registered", now)
+            ? Readiness.Unavailable("health_checks_registered", $"no health check tagged '{tag}' is registered (the host needs services.AddHealthChecks() and WithClawKeeperHealthChecks(...))", now)
             : Readiness.From(report, now);
     }
 
-    public Task<OpsResponse> MembersAsync(OpsRequest request, CancellationToken cancellationToken) =>
-        Task.FromResult(OpsResponse.Json(200, ClusterView.Of(_system).Members));
+    /// <summary>Runs the health checks tagged <paramref name="tag"/> (through the short cache).</summary>
+    private async Task<Readiness> ProbeAsync(string tag, CancellationToken cancellationToken)
+    {
+        var report = await _health.CheckHealthAsync(TagPredicate(tag), cancellationToken).ConfigureAwait(false);
+        return ReadinessOf(report, tag);
+    }
 
     public async Task<OpsResponse> LatestAsync(OpsRequest request, CancellationToken cancellationToken)
     {
         var view = await _heartbeat.ViewAsync(_queries, cancellationToken).ConfigureAwait(false);
         if (view.Latest is { } report)
-            return OpsResponse.RawJson(200, report.ToJson()) with
+            return OpsResponse.RawJson(200, (request.Details ? report : OpsRedaction.Report(report)).ToJson()) with
             {
                 Headers = new Dictionary<string, string> { ["X-ClawKeeper-Source"] = view.LatestSource },
             };
@@ -198,7 +213,7 @@ public sealed class OpsEndpoints
         try
         {
             var reports = await _queries.HistoryJsonAsync(limit, cancellationToken).ConfigureAwait(false);
-            return OpsResponse.RawJson(200, "[" + string.Join(",", reports) + "]");
+            return OpsResponse.RawJson(200, "[" + string.Join(",", request.Details ? reports : reports.Select(OpsRedaction.StoredJson)) + "]");
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -261,7 +276,13 @@ public sealed class OpsEndpoints
         var cluster = ClusterView.Of(_system);
         var now = DateTimeOffset.UtcNow;
         var readiness = await ProbeAsync(OpsHealthChecks.ReadinessTag, cancellationToken).ConfigureAwait(false);
-        var platform = await PlatformAsync(history: true, cancellationToken).ConfigureAwait(false);
+        var platform = await _figures.GetAsync(history: true, () => PlatformAsync(history: true, CancellationToken.None)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (!request.Details)
+        {
+            // Counts and check states only: no tenant ids, task ids, error texts or addresses.
+            view = OpsRedaction.View(view);
+            platform = platform with { TenantDays = null };
+        }
         var html = StatusPage.Render(new StatusPageInput(view, readiness, cluster, now, platform.History, platform.Uptime, platform.Api,
             platform.Tasks, platform.TenantDays, platform.Visibility, platform.Error));
         return new OpsResponse(200, OpsResponse.HtmlType, html, new Dictionary<string, string>
@@ -444,7 +465,7 @@ public sealed class OpsEndpoints
     /// <c>clawkeeper.security.super-admin-token-sha256</c> in constant time (the ops token does not
     /// suffice). A refusal is logged and recorded as an <c>unauthorized_access</c> security event.
     /// </summary>
-    private Func<OpsRequest, CancellationToken, Task<OpsResponse>> SuperAdmin(bool readOnly, Func<OpsRequest, CancellationToken, Task<OpsResponse>> handler) =>
+    private Func<OpsRequest, CancellationToken, Task<OpsResponse>> SuperAdmin(Func<OpsRequest, CancellationToken, Task<OpsResponse>> handler) =>
         async (request, cancellationToken) =>
         {
             var (token, problem) = OpsAuthorization.BearerToken(request.Authorization);
@@ -461,12 +482,10 @@ public sealed class OpsEndpoints
                     Headers = new Dictionary<string, string> { ["WWW-Authenticate"] = "Bearer realm=\"clawkeeper-super-admin\"" },
                 };
             }
-            if (readOnly)
-                return OpsResponse.Error(403, "the management endpoint is read-only (akka.management.http.route-providers-read-only = on)");
-            return await handler(request, cancellationToken).ConfigureAwait(false);
+            return await handler(request with { Principal = "super_admin" }, cancellationToken).ConfigureAwait(false);
         };
 
-    private Func<OpsRequest, CancellationToken, Task<OpsResponse>> Mutating(bool readOnly, Func<OpsRequest, CancellationToken, Task<OpsResponse>> handler) =>
+    private Func<OpsRequest, CancellationToken, Task<OpsResponse>> Mutating(Func<OpsRequest, CancellationToken, Task<OpsResponse>> handler) =>
         (request, cancellationToken) =>
         {
             if (_authorization.WhyRefused(request.Authorization) is { } reason)
@@ -478,12 +497,10 @@ public sealed class OpsEndpoints
                     Headers = new Dictionary<string, string> { ["WWW-Authenticate"] = "Bearer realm=\"clawkeeper-ops\"" },
                 });
             }
-            if (readOnly)
-                return Task.FromResult(OpsResponse.Error(403, "the management endpoint is read-only (akka.management.http.route-providers-read-only = on)"));
-            return handler(request, cancellationToken);
+            return handler(request with { Principal = "ops" }, cancellationToken);
         };
 
-    private sealed record PlatformFigures(
+    internal sealed record PlatformFigures(
         IReadOnlyList<HistoryPoint>? History,
         IReadOnlyList<UptimeRow>? Uptime,
         IReadOnlyList<ApiResponseRow>? Api,

@@ -5,7 +5,7 @@ using AkkaConfig = Akka.Configuration.Config;
 namespace ClawKeeper.Host.Ops;
 
 /// <summary>
-/// The ops surface on the Akka.Management HTTP port (<c>clawkeeper.ops</c>).
+/// The ops surface: an ASP.NET Core (Kestrel) app on its own port (<c>clawkeeper.ops</c>).
 /// </summary>
 /// <param name="Hostname">Advertised host of the management endpoint (and the interface it binds unless <paramref name="BindHostname"/> is set).</param>
 /// <param name="BindHostname">Interface to bind; empty = <paramref name="Hostname"/>. "0.0.0.0" for every interface (containers).</param>
@@ -22,6 +22,27 @@ public sealed record OpsSettings(
     TimeSpan HeartbeatInterval)
 {
     public const string DefaultPrefix = "clawkeeper.ops";
+    public const string MaxSilenceKey = "clawkeeper.alerts.max-silence";
+    public static readonly TimeSpan DefaultMaxSilence = TimeSpan.FromDays(7);
+    public static readonly TimeSpan DefaultHealthCache = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Lower-hex SHA-256 of the read token (<c>read-token-sha256</c>); empty = the GET routes are
+    /// open, with tenant details hidden unless <see cref="ExposeTenantDetails"/>. When set, every GET
+    /// route but the health and metrics routes needs it (or the super_admin token), and shows details.
+    /// </summary>
+    public string ReadTokenSha256 { get; init; } = "";
+
+    /// <summary><c>expose-tenant-details</c>: without a read token, show tenant ids, task ids, error texts and addresses to anyone.</summary>
+    public bool ExposeTenantDetails { get; init; }
+
+    /// <summary><c>health-cache</c>: how long a health report (and the status page's figures) is reused; zero = every request runs the probes.</summary>
+    public TimeSpan HealthCache { get; init; } = DefaultHealthCache;
+
+    /// <summary><c>clawkeeper.alerts.max-silence</c>: the longest silence window anyone may set.</summary>
+    public TimeSpan MaxSilence { get; init; } = DefaultMaxSilence;
+
+    public bool ReadTokenConfigured => ReadTokenSha256.Length == 64;
     public const int DefaultPort = 8558;
     public static readonly TimeSpan DefaultHeartbeatInterval = TimeSpan.FromHours(4);
     public static readonly TimeSpan DefaultAskTimeout = TimeSpan.FromSeconds(3);
@@ -32,8 +53,9 @@ public sealed record OpsSettings(
     public const string Hocon = """
         clawkeeper {
           ops {
-            # The ops surface on the Akka.Management HTTP port: /health/live, /health/ready,
-            # /cluster/members, /heartbeat/latest, /heartbeat/history, /metrics and the status page at /.
+            # The ops surface (ASP.NET Core on Kestrel): /health/live, /health/ready, /cluster/members
+            # (Akka Management's Cluster HTTP shape), /heartbeat/latest, /heartbeat/history, /metrics
+            # and the status page at /.
             # Advertised host of the endpoint (and the interface it binds unless bind-hostname is set).
             hostname = "127.0.0.1"
             # Interface to bind; empty = hostname. "0.0.0.0" listens on every interface (containers).
@@ -47,7 +69,17 @@ public sealed record OpsSettings(
             # How long a route waits for the heartbeat supervisor (the cluster singleton); also the
             # limit of each readiness probe of /health/ready.
             ask-timeout = 3s
+            # Lower-hex SHA-256 of a read token. Empty = GET routes open, tenant details hidden
+            # (unless expose-tenant-details = on). Set = every GET route but /health/* and /metrics
+            # needs it (Authorization: Bearer <token>, or Basic with the token as password).
+            read-token-sha256 = ""
+            # Without a read token: show tenant ids, task ids, error texts and source addresses anyway.
+            expose-tenant-details = off
+            # Health reports (and the status page's figures) are reused this long; 0 = never.
+            health-cache = 1s
           }
+          # The longest silence window (ops surface and CLI).
+          alerts.max-silence = 7d
         }
         """;
 
@@ -80,8 +112,23 @@ public sealed record OpsSettings(
             token = "";
         }
         var askTimeout = r.Duration($"{prefix}.ask-timeout", DefaultAskTimeout, min: TimeSpan.FromMilliseconds(50), max: TimeSpan.FromMinutes(1));
+        var readToken = r.String($"{prefix}.read-token-sha256").Trim().ToLowerInvariant();
+        if (readToken.Length > 0 && !LowerHexSha256.IsMatch(readToken))
+        {
+            r.AddError($"{prefix}.read-token-sha256", "must be the lower-hex SHA-256 of the read token (64 hex digits, value not shown), e.g. from `printf %s \"$TOKEN\" | sha256sum`");
+            readToken = "";
+        }
+        var expose = r.Boolean($"{prefix}.expose-tenant-details", false);
+        var healthCache = r.Duration($"{prefix}.health-cache", DefaultHealthCache, min: TimeSpan.Zero, max: TimeSpan.FromMinutes(1));
+        var maxSilence = r.Duration(MaxSilenceKey, DefaultMaxSilence, min: TimeSpan.FromMinutes(1), max: TimeSpan.FromDays(90));
         return new OpsSettings(hostname.Length == 0 ? Default.Hostname : hostname, bindHostname, port, token, askTimeout,
-            heartbeatInterval ?? DefaultHeartbeatInterval);
+            heartbeatInterval ?? DefaultHeartbeatInterval)
+        {
+            ReadTokenSha256 = readToken,
+            ExposeTenantDetails = expose,
+            HealthCache = healthCache,
+            MaxSilence = maxSilence,
+        };
     }
 
     /// <summary>

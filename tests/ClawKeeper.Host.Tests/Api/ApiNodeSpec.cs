@@ -53,6 +53,8 @@ public class ApiNodeSpec
         start.Environment.Remove("CLAWKEEPER_JOURNAL_DB");
         start.Environment["CLAWKEEPER_API_PORT"] = apiPort.ToString();
         start.Environment["CLAWKEEPER_OPS_PORT"] = opsPort.ToString();
+        // The report's details are read with the ops read token.
+        start.Environment["CLAWKEEPER_OPS_READ_TOKEN_SHA256"] = Ops.OpsTestHost.ReadTokenSha256;
         using var process = Process.Start(start)!;
         var output = new StringBuilder();
         process.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
@@ -62,6 +64,7 @@ public class ApiNodeSpec
         try
         {
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Ops.OpsTestHost.ReadToken);
             JsonElement? report = null;
             var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
             while (report is null)

@@ -25,13 +25,19 @@ public class OpsClusterSpec
         using (var members = await host.Http.GetAsync("/cluster/members"))
         {
             Assert.Equal(HttpStatusCode.OK, members.StatusCode);
+            // Akka Management's ClusterMembers.
             using var body = JsonDocument.Parse(await members.Content.ReadAsStringAsync());
-            var member = Assert.Single(body.RootElement.EnumerateArray());
-            Assert.Equal(self, member.GetProperty("address").GetString());
-            Assert.Equal("up", member.GetProperty("status").GetString());
+            var root = body.RootElement;
+            Assert.Equal(self, root.GetProperty("selfNode").GetString());
+            var member = Assert.Single(root.GetProperty("members").EnumerateArray());
+            Assert.Equal(self, member.GetProperty("node").GetString());
+            Assert.Equal(cluster.SelfUniqueAddress.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture), member.GetProperty("nodeUid").GetString());
+            Assert.Equal("Up", member.GetProperty("status").GetString());
             Assert.Equal(new[] { "clawkeeper" }, member.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
-            Assert.True(member.GetProperty("self").GetBoolean());
-            Assert.True(member.GetProperty("reachable").GetBoolean());
+            Assert.Equal(0, root.GetProperty("unreachable").GetArrayLength());
+            Assert.Equal(self, root.GetProperty("leader").GetString());
+            Assert.Equal(self, root.GetProperty("oldest").GetString());
+            Assert.Equal(self, root.GetProperty("oldestPerRole").GetProperty("clawkeeper").GetString());
         }
         using (var ready = await host.Http.GetAsync("/health/ready"))
         {
@@ -148,6 +154,109 @@ public class OpsClusterDownSpec
         finally
         {
             await second.Terminate();
+        }
+    }
+}
+
+/// <summary>Akka Management's Cluster HTTP routes on a real cluster of this host and other ActorSystems.</summary>
+public class OpsClusterHttpSpec
+{
+    private static ActorSystem Member(string systemName, Address seed) =>
+        ActorSystem.Create(systemName, ConfigurationFactory.ParseString($$"""
+            akka.loglevel = WARNING
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+            akka.remote.dot-netty.tcp.port = 0
+            akka.cluster.roles = [clawkeeper]
+            akka.cluster.seed-nodes = ["{{seed}}"]
+            akka.coordinated-shutdown.run-by-actor-system-terminate = off
+            akka.cluster.run-coordinated-shutdown-when-down = off
+            """));
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(OpsTestHost host, HttpMethod method, string path, string? bearer = null, string? operation = null)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (operation is not null) request.Content = new FormUrlEncodedContent([new KeyValuePair<string, string>("operation", operation)]);
+        if (bearer is not null) request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + bearer);
+        using var response = await host.Http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone());
+    }
+
+    [Fact]
+    public async Task Members_member_leave_and_down_answer_as_Akka_Management_does()
+    {
+        var state = OpsSamples.StateWith(OpsSamples.Report(DateTimeOffset.UtcNow, failing: false));
+        await using var host = await OpsTestHost.StartAsync(await TestDatabases.CreateSeededAsync(), state, clustered: true,
+            extraHocon: "akka.cluster.split-brain-resolver.stable-after = 120s");
+        var cluster = Cluster.Get(host.System);
+        Assert.True(await OpsTestHost.EventuallyAsync(() => cluster.SelfMember.Status == MemberStatus.Up, TimeSpan.FromSeconds(20)), "the node joins itself");
+
+        // 1. A second member: listed, found by full address and by host:port, made to leave with PUT operation=Leave.
+        var second = Member(host.System.Name, cluster.SelfAddress);
+        var third = default(ActorSystem);
+        try
+        {
+            var secondAddress = Cluster.Get(second).SelfAddress;
+            Assert.True(await OpsTestHost.EventuallyAsync(() => cluster.State.Members.Count(m => m.Status == MemberStatus.Up) == 2, TimeSpan.FromSeconds(30)),
+                "the second member is up: " + string.Join(", ", cluster.State.Members));
+
+            var (listed, members) = await SendAsync(host, HttpMethod.Get, "/cluster/members");
+            Assert.Equal(HttpStatusCode.OK, listed);
+            Assert.Equal(new[] { cluster.SelfAddress.ToString(), secondAddress.ToString() }.OrderBy(a => a, StringComparer.Ordinal),
+                members.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("node").GetString()).OrderBy(a => a, StringComparer.Ordinal));
+            Assert.All(members.GetProperty("members").EnumerateArray(), m => Assert.Equal("Up", m.GetProperty("status").GetString()));
+            Assert.Equal(cluster.SelfAddress.ToString(), members.GetProperty("oldest").GetString()); // this node joined first
+
+            foreach (var name in new[] { Uri.EscapeDataString(secondAddress.ToString()), $"{secondAddress.Host}:{secondAddress.Port}", secondAddress.ToString() })
+            {
+                var (found, member) = await SendAsync(host, HttpMethod.Get, "/cluster/members/" + name);
+                Assert.True(found == HttpStatusCode.OK, $"{name}: {found} {member}");
+                Assert.Equal(secondAddress.ToString(), member.GetProperty("node").GetString());
+                Assert.Equal(Cluster.Get(second).SelfUniqueAddress.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture), member.GetProperty("nodeUid").GetString());
+            }
+            var (missing, notFound) = await SendAsync(host, HttpMethod.Get, "/cluster/members/127.0.0.1:1");
+            Assert.Equal(HttpStatusCode.NotFound, missing);
+            Assert.Equal("Member [127.0.0.1:1] not found", notFound.GetProperty("message").GetString());
+
+            var target = $"/cluster/members/{secondAddress.Host}:{secondAddress.Port}";
+            Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(host, HttpMethod.Put, target, bearer: null, operation: "Leave")).Status);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(host, HttpMethod.Put, target, bearer: "not-the-token", operation: "Down")).Status);
+            var (unsupported, why) = await SendAsync(host, HttpMethod.Put, target, OpsTestHost.Token, operation: "Join");
+            Assert.Equal(HttpStatusCode.BadRequest, unsupported);
+            Assert.Equal("Operation not supported", why.GetProperty("message").GetString());
+            await Task.Delay(300);
+            Assert.Equal(2, cluster.State.Members.Count(m => m.Status == MemberStatus.Up));
+
+            var (leaving, left) = await SendAsync(host, HttpMethod.Put, target, OpsTestHost.Token, operation: "Leave");
+            Assert.Equal(HttpStatusCode.OK, leaving);
+            Assert.Equal($"Leaving {secondAddress}", left.GetProperty("message").GetString());
+            Assert.True(await OpsTestHost.EventuallyAsync(() => cluster.State.Members.All(m => !m.Address.Equals(secondAddress)), TimeSpan.FromSeconds(40)),
+                "the member that left is removed: " + string.Join(", ", cluster.State.Members));
+
+            // 2. A third member dies without a word: listed as unreachable, then downed with PUT operation=Down.
+            third = Member(host.System.Name, cluster.SelfAddress);
+            var thirdAddress = Cluster.Get(third).SelfAddress;
+            Assert.True(await OpsTestHost.EventuallyAsync(() => cluster.State.Members.Count(m => m.Status == MemberStatus.Up) == 2, TimeSpan.FromSeconds(30)),
+                "the third member is up: " + string.Join(", ", cluster.State.Members));
+            await third.Terminate();
+            Assert.True(await OpsTestHost.EventuallyAsync(() => cluster.State.Unreachable.Any(m => m.Address.Equals(thirdAddress)), TimeSpan.FromSeconds(40)),
+                "the dead member becomes unreachable");
+            var (_, withUnreachable) = await SendAsync(host, HttpMethod.Get, "/cluster/members");
+            Assert.Equal(thirdAddress.ToString(), Assert.Single(withUnreachable.GetProperty("unreachable").EnumerateArray()).GetProperty("node").GetString());
+
+            var (downing, downed) = await SendAsync(host, HttpMethod.Put, "/cluster/members/" + Uri.EscapeDataString(thirdAddress.ToString()), OpsTestHost.Token, operation: "down");
+            Assert.Equal(HttpStatusCode.OK, downing);
+            Assert.Equal($"Downing {thirdAddress}", downed.GetProperty("message").GetString());
+            Assert.True(await OpsTestHost.EventuallyAsync(() => cluster.State.Members.All(m => !m.Address.Equals(thirdAddress)), TimeSpan.FromSeconds(40)),
+                "the downed member is removed: " + string.Join(", ", cluster.State.Members));
+            Assert.Equal(MemberStatus.Up, cluster.SelfMember.Status);
+            Assert.Contains(host.Warnings, w => w.Contains($"ops: down of {thirdAddress}"));
+        }
+        finally
+        {
+            await second.Terminate();
+            if (third is not null) await third.Terminate();
         }
     }
 }

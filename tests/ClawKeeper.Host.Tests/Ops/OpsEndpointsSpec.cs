@@ -9,8 +9,8 @@ using Xunit;
 namespace ClawKeeper.Host.Tests.Ops;
 
 /// <summary>
-/// The ops surface over real HTTP: Akka.Management's server (Akka.Http.Shim over Ceen) on a free
-/// port, a stand-in heartbeat supervisor, and a real seeded platform database with heartbeat rows.
+/// The ops surface over real HTTP: its ASP.NET Core app on Kestrel on a free port, a stand-in
+/// heartbeat supervisor, and a real seeded platform database with heartbeat rows.
 /// </summary>
 public class OpsEndpointsSpec
 {
@@ -162,7 +162,19 @@ public class OpsEndpointsSpec
         await using var host = await OpsTestHost.StartAsync(await TestDatabases.CreateSeededAsync());
         using var members = await host.Http.GetAsync("/cluster/members");
         Assert.Equal(HttpStatusCode.OK, members.StatusCode);
-        Assert.Equal("[]", await members.Content.ReadAsStringAsync());
+        using (var body = JsonDocument.Parse(await members.Content.ReadAsStringAsync()))
+        {
+            // Akka Management's ClusterMembers shape, with no member.
+            Assert.Equal("akka://ops-spec", body.RootElement.GetProperty("selfNode").GetString());
+            Assert.Equal(0, body.RootElement.GetProperty("members").GetArrayLength());
+            Assert.Equal(0, body.RootElement.GetProperty("unreachable").GetArrayLength());
+        }
+        using (var member = await host.Http.GetAsync("/cluster/members/akka.tcp%3A%2F%2Fops-spec%40127.0.0.1%3A1"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, member.StatusCode);
+            using var body = JsonDocument.Parse(await member.Content.ReadAsStringAsync());
+            Assert.Contains("not found", body.RootElement.GetProperty("message").GetString());
+        }
 
         using var unknown = await host.Http.GetAsync("/bootstrap/seed-nodes");
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);

@@ -60,7 +60,7 @@ public sealed class WarningCollector : ReceiveActor
 }
 
 /// <summary>
-/// A generic host with Akka.Hosting, the ops routes on a free port of 127.0.0.1, a stand-in
+/// A generic host with Akka.Hosting, the ops routes (Kestrel) on a free port of 127.0.0.1, a stand-in
 /// heartbeat supervisor and a real platform database.
 /// </summary>
 public sealed class OpsTestHost : IAsyncDisposable
@@ -68,6 +68,8 @@ public sealed class OpsTestHost : IAsyncDisposable
     public const string Token = "ops-token-correct-horse";
     public static readonly string TokenSha256 = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Token)));
     public const string SuperAdminToken = "super-admin-token-battery-staple";
+    public const string ReadToken = "ops-read-token-tr0ub4dor";
+    public static readonly string ReadTokenSha256 = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ReadToken)));
     public static readonly string SuperAdminTokenSha256 = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(SuperAdminToken)));
 
     private OpsTestHost(IHost host, StandInControl control, NpgsqlDataSource platform, string database, ConcurrentQueue<string> warnings)
@@ -102,7 +104,11 @@ public sealed class OpsTestHost : IAsyncDisposable
         JournalSettings? journal = null,
         OpsWriteSettings? writes = null,
         ClawKeeperSettings? realSupervisor = null,
-        string? extraHocon = null)
+        string? extraHocon = null,
+        bool exposeTenantDetails = true,
+        string? readTokenSha256 = null,
+        TimeSpan? healthCache = null,
+        TimeSpan? maxSilence = null)
     {
         var control = new StandInControl { State = state ?? HeartbeatState.Empty, Answers = answers };
         var warnings = new ConcurrentQueue<string>();
@@ -113,6 +119,12 @@ public sealed class OpsTestHost : IAsyncDisposable
             TokenSha256 = tokenSha256 ?? TokenSha256,
             HeartbeatInterval = heartbeatInterval ?? TimeSpan.FromMinutes(5),
             AskTimeout = askTimeout ?? TimeSpan.FromSeconds(3),
+            // The specs of what the routes say read the details (the redaction has its own spec) and
+            // expect each request to run the probes (the cache has its own spec).
+            ExposeTenantDetails = exposeTenantDetails,
+            ReadTokenSha256 = readTokenSha256 ?? "",
+            HealthCache = healthCache ?? TimeSpan.Zero,
+            MaxSilence = maxSilence ?? OpsSettings.DefaultMaxSilence,
         };
 
         // The journal probe needs a journal: by default the test's own (reachable) PostgreSQL database.

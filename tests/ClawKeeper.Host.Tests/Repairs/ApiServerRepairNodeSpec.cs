@@ -55,7 +55,8 @@ public class ApiServerRepairNodeSpec(ITestOutputHelper output)
                 port = 0
                 submission-buffer.path = {{ConfigurationLoader.Quote(Path.Combine(directory, "api-submissions.db"))}}
               }
-              ops { port = 0, token-sha256 = "{{tokenSha256}}" }
+              # The report's details (observed values, action details) are read with the ops read token.
+              ops { port = 0, token-sha256 = "{{tokenSha256}}", read-token-sha256 = "{{Ops.OpsTestHost.ReadTokenSha256}}" }
               # What is asserted is the repair, not the speed of a busy test machine.
               checks.system-health.api-server { max-response-time = 10s, timeout = 5s }
               checks.security-posture.rate-limiter.burst-timeout = 20s
@@ -79,6 +80,7 @@ public class ApiServerRepairNodeSpec(ITestOutputHelper output)
             var ops = system.OpsBaseUri() ?? throw new InvalidOperationException("the node serves no ops routes");
             var apiUrl = api.BaseUrl ?? throw new InvalidOperationException("the API server is not listening");
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(15) };
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Ops.OpsTestHost.ReadToken);
             output.WriteLine($"api {apiUrl}, ops {ops}, smtp 127.0.0.1:{smtp.Port}");
 
             // Baseline: the API answers and a heartbeat passes its check.
