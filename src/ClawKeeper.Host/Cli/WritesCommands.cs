@@ -37,7 +37,7 @@ public static class WritesCommands
         };
         unblock.SetAction(async (parse, cancellationToken) =>
         {
-            var (_, settings) = ClawKeeperCli.LoadSettings(parse);
+            var (config, settings) = ClawKeeperCli.LoadSettings(parse);
             var why = parse.GetValue(reason)!.Trim();
             if (why.Length == 0)
             {
@@ -55,7 +55,9 @@ public static class WritesCommands
 
             // One implementation with POST /writes/unblock on the ops port.
             var liftedBy = "super_admin:" + (parse.GetValue(operatorName) ?? Environment.UserName);
-            var outcome = await new WriteUnblock(platform, settings.DataIntegrity).LiftAsync(liftedBy, why, parse.GetValue(force), cancellationToken);
+            // The heartbeat's verified positions come from its journal (the node's and check --once's supervisors).
+            var outcome = await new WriteUnblock(platform, settings.DataIntegrity, ct => Node.JournalAnchors.ReadAsync(config, settings, ct))
+                .LiftAsync(liftedBy, why, parse.GetValue(force), cancellationToken);
             switch (outcome.Result)
             {
                 case UnblockResult.NothingOpen when outcome.Block is null:

@@ -33,10 +33,18 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
     protected override async Task<CheckOutcome> EvaluateAsync(NpgsqlConnection connection, CheckContext context, CancellationToken cancellationToken)
     {
         var fingerprint = await PlatformFingerprint.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
+        var fingerprintChange = context.Anchors.FingerprintChange(fingerprint);
+        // The anchors: compared in every round, a full verification included (a consistent rewrite or a covered
+        // truncation after verification fails it). The scan itself starts from them only in an incremental round.
+        var anchors = context.Anchors.For(fingerprint).Audit;
         var effective = context.EffectiveWatermarks.For(fingerprint);
         var watermarks = effective.Audit;
-        var tenants = watermarks.Keys.ToArray();
+        var full = context.FullVerification || watermarks.IsEmpty;
         var anomalies = new List<AuditAnomaly>();
+
+        // One snapshot for every query of the round; its xmin horizon is what the next round examines changes from.
+        await using var snapshot = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
+        var horizon = await ChangeHorizon.ReadAsync(connection, full ? null : effective.AuditHorizon, cancellationToken).ConfigureAwait(false);
 
         // 1. The chain ends: head table against the last entry, and against the verified position.
         var ends = new Dictionary<string, (long? HeadSeq, string? HeadHash, long? LastSeq, string? LastHash, string? LastEntry)>();
@@ -67,11 +75,26 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
                 anomalies.Add(new AuditAnomaly(tenant, "beyond the chain head (appended without the audit trigger: forged?)", head + 1, last, null, end.LastEntry));
             else if (last > 0 && end.HeadHash != end.LastHash)
                 anomalies.Add(new AuditAnomaly(tenant, "differs from the chain head's hash (last entry rewritten)", last, last, end.LastEntry, null));
-            if (watermarks.TryGetValue(tenant, out var verified) && verified.Seq > last)
+            if (anchors.TryGetValue(tenant, out var verified) && verified.Seq > last)
                 anomalies.Add(new AuditAnomaly(tenant, $"missing: verified up to seq {verified.Seq} before, now ends at {last}", last + 1, verified.Seq, end.LastEntry, null));
         }
-        foreach (var tenant in tenants.Where(t => !ends.ContainsKey(t)))
-            anomalies.Add(new AuditAnomaly(tenant, "whole chain missing (tenant row gone)", 1, watermarks[tenant].Seq, null, null));
+        foreach (var tenant in anchors.Keys.Where(t => !ends.ContainsKey(t)).Order(StringComparer.Ordinal))
+            anomalies.Add(new AuditAnomaly(tenant, "whole chain missing (tenant row gone)", 1, anchors[tenant].Seq, null, null));
+
+        // 1b. Change detection (incremental): every entry written since the last verified round, at or below the
+        //     verified position, and every tenant whose chain lost entries, is re-verified from there.
+        var starts = watermarks;
+        var changes = new ChangedRows();
+        if (!full)
+        {
+            (starts, changes) = await ChangedSinceAsync(connection, watermarks, ends.ToDictionary(e => e.Key, e => e.Value.LastSeq ?? 0), horizon, cancellationToken).ConfigureAwait(false);
+        }
+        var tenants = starts.Keys.ToArray();
+
+        // 1c. The anchors the scan below does not start from (all of them in a full verification): still there, same hash.
+        var unanchoredScan = anchors.Where(a => !(starts.TryGetValue(a.Key, out var s) && s == a.Value) && ends.TryGetValue(a.Key, out var e) && (e.LastSeq ?? 0) >= a.Value.Seq).ToList();
+        if (unanchoredScan.Count > 0)
+            anomalies.AddRange(await CompareAnchorsAsync(connection, unanchoredScan, cancellationToken).ConfigureAwait(false));
 
         // 2. The entries themselves, from the verified position on (everything in a full verification).
         await using (var command = Command(connection, """
@@ -108,7 +131,7 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
             order by tenant_id, seq
             limit @limit
             """,
-            ("tenants", tenants), ("seqs", tenants.Select(t => watermarks[t].Seq).ToArray()), ("hashes", tenants.Select(t => watermarks[t].Hash).ToArray()),
+            ("tenants", tenants), ("seqs", tenants.Select(t => starts[t].Seq).ToArray()), ("hashes", tenants.Select(t => starts[t].Hash).ToArray()),
             ("genesis", Genesis), ("limit", 200)))
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -130,17 +153,22 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
                 });
             }
 
+        await snapshot.CommitAsync(cancellationToken).ConfigureAwait(false);
+
         var examinedTenants = ends.Count;
-        var scanned = ends.Sum(e => Math.Max(0, (e.Value.LastSeq ?? 0) - (watermarks.TryGetValue(e.Key, out var v) ? v.Seq : 0)));
-        var mode = context.FullVerification || watermarks.IsEmpty ? "full verification" : "incremental";
+        var scanned = ends.Sum(e => Math.Max(0, (e.Value.LastSeq ?? 0) - (starts.TryGetValue(e.Key, out var v) ? v.Seq : 0)));
+        var mode = full ? "full verification" : "incremental";
+        var changed = full ? "" : changes.Summary(horizon);
         if (anomalies.Count > 0)
         {
-            var affected = anomalies.Select(a => a.TenantId).Distinct().Count();
+            var affected = anomalies.Select(a => a.TenantId).Distinct().ToList();
+            var notes = changes.Evidence(affected, settings.SampleSize, horizon.CommitTimestamps);
             return CheckOutcome.Fail(
-                $"{anomalies.Count} anomal{(anomalies.Count == 1 ? "y" : "ies")} in {affected} of {examinedTenants} tenants ({mode})",
+                $"{anomalies.Count} anomal{(anomalies.Count == 1 ? "y" : "ies")} in {affected.Count} of {examinedTenants} tenants ({mode})",
                 Threshold,
                 string.Join("; ", anomalies.Take(settings.SampleSize).Select(a => a.Describe()))
-                    + (anomalies.Count > settings.SampleSize ? $"; and {anomalies.Count - settings.SampleSize} more" : ""));
+                    + (anomalies.Count > settings.SampleSize ? $"; and {anomalies.Count - settings.SampleSize} more" : "")
+                    + (notes.Length > 0 ? "; changed since the last verified round: " + notes : ""));
         }
 
         var positions = ends.Where(e => e.Value.LastSeq is > 0)
@@ -148,8 +176,121 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
         var entries = ends.Sum(e => e.Value.LastSeq ?? 0);
         if (entries == 0)
             return CheckOutcome.Warn($"0 entries in {examinedTenants} tenants", Threshold, "no audit entry exists yet: nothing to verify");
-        return new CheckOutcome(CheckStatus.Pass,
-            $"{scanned} entries verified ({mode}); {entries} in {positions.Count} chains",
-            Threshold, $"{examinedTenants} tenants examined", new AuditProgress(positions, fingerprint));
+        var progress = new AuditProgress(positions, fingerprint, horizon.Snapshot);
+        var observed = $"{scanned} entries verified ({mode}{changed}); {entries} in {positions.Count} chains";
+        if (fingerprintChange is not null)
+            return new CheckOutcome(CheckStatus.Warn, observed, Threshold, fingerprintChange, progress);
+        return new CheckOutcome(CheckStatus.Pass, observed, Threshold, $"{examinedTenants} tenants examined", progress);
+    }
+
+    /// <summary>Audit entries written since the previous horizon at or below a verified position, per tenant.</summary>
+    private sealed class ChangedRows
+    {
+        public Dictionary<string, (long Count, List<string> Sample)> ByTenant { get; } = new(StringComparer.Ordinal);
+        public List<string> ShortChains { get; } = new();
+
+        public string Summary(ChangeHorizon horizon)
+        {
+            if (horizon.Limit is null) return $", every entry re-examined: {horizon.Why}";
+            var count = ByTenant.Values.Sum(c => c.Count);
+            return (count > 0 ? $", {count} verified entr{(count == 1 ? "y" : "ies")} changed since and re-verified" : "")
+                + (ShortChains.Count > 0 ? $", {ShortChains.Count} chain(s) with entries missing re-verified whole" : "");
+        }
+
+        public string Evidence(IReadOnlyCollection<string> tenants, int sample, bool commitTimestamps) =>
+            string.Join(", ", ByTenant.Where(t => tenants.Contains(t.Key)).OrderBy(t => t.Key, StringComparer.Ordinal)
+                .SelectMany(t => t.Value.Sample.Select(row =>
+                {
+                    var parts = row.Split('|');
+                    return $"tenant {t.Key} seq {parts[0]} {ChangeHorizon.Describe(parts[1], parts[2].Length > 0 ? parts[2] : null, commitTimestamps)}";
+                }))
+                .Take(sample));
+    }
+
+    /// <summary>
+    /// One pass over audit_log (a sequential scan: about one <c>count(*)</c>): per tenant the number of entries,
+    /// and the entries written since the previous horizon at or below the verified position. A tenant with a
+    /// changed verified entry is re-verified from just before it; one whose entry count is not its last seq
+    /// (an entry deleted, whoever did it) is re-verified whole, so the gap is named; without a usable horizon, every chain.
+    /// </summary>
+    private async Task<(ImmutableDictionary<string, AuditPosition> Starts, ChangedRows Changes)> ChangedSinceAsync(
+        NpgsqlConnection connection, ImmutableDictionary<string, AuditPosition> verified, IReadOnlyDictionary<string, long> lastSeqs,
+        ChangeHorizon horizon, CancellationToken cancellationToken)
+    {
+        var changes = new ChangedRows();
+        if (horizon.Limit is null) return (ImmutableDictionary<string, AuditPosition>.Empty, changes);
+        var tenants = verified.Keys.ToArray();
+        var lowered = new Dictionary<string, long>(StringComparer.Ordinal);
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        var changedOld = $"{horizon.ChangedSql("a")} and a.seq <= coalesce(v.seq, 0)";
+        await using (var command = Command(connection, $"""
+            with verified as (select * from unnest(@tenants::text[], @seqs::bigint[]) as v(tenant_id, seq))
+            select a.tenant_id, count(*)::bigint,
+                   count(*) filter (where {changedOld})::bigint,
+                   min(a.seq) filter (where {changedOld}),
+                   (array_agg(a.seq::text || '|' || a.xmin::text || '|' || coalesce({horizon.CommitTimeSql("a")}, '') order by a.seq) filter (where {changedOld}))[1:@sample]
+            from audit_log a left join verified v on v.tenant_id = a.tenant_id
+            group by a.tenant_id
+            """, ("tenants", tenants), ("seqs", tenants.Select(t => verified[t].Seq).ToArray()), ("sample", settings.SampleSize)))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var tenant = reader.GetString(0);
+                counts[tenant] = reader.GetInt64(1);
+                if (reader.GetInt64(2) > 0)
+                {
+                    changes.ByTenant[tenant] = (reader.GetInt64(2), reader.IsDBNull(4) ? new List<string>() : reader.GetFieldValue<string[]>(4).ToList());
+                    lowered[tenant] = reader.GetInt64(3) - 1;
+                }
+            }
+        foreach (var (tenant, last) in lastSeqs)
+            if (counts.GetValueOrDefault(tenant) != last && verified.ContainsKey(tenant))
+            {
+                changes.ShortChains.Add(tenant);
+                lowered[tenant] = 0;
+            }
+
+        var starts = verified;
+        var needHash = lowered.Where(l => l.Value > 0 && verified.ContainsKey(l.Key)).ToList();
+        foreach (var (tenant, seq) in lowered.Where(l => l.Value == 0)) starts = starts.Remove(tenant);
+        if (needHash.Count > 0)
+        {
+            // The entry just before the first changed one was not written since: the scan starts from it, as it is.
+            await using var command = Command(connection, """
+                select v.tenant_id, v.seq, a.hash
+                from unnest(@tenants::text[], @seqs::bigint[]) as v(tenant_id, seq)
+                left join audit_log a on a.tenant_id = v.tenant_id and a.seq = v.seq
+                """, ("tenants", needHash.Select(l => l.Key).ToArray()), ("seqs", needHash.Select(l => l.Value).ToArray()));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                starts = reader.IsDBNull(2)
+                    ? starts.Remove(reader.GetString(0))
+                    : starts.SetItem(reader.GetString(0), new AuditPosition(reader.GetInt64(1), reader.GetString(2)));
+        }
+        return (starts, changes);
+    }
+
+    /// <summary>Each anchor's entry is still there with the hash it had when it was verified.</summary>
+    private static async Task<IReadOnlyList<AuditAnomaly>> CompareAnchorsAsync(NpgsqlConnection connection, IReadOnlyList<KeyValuePair<string, AuditPosition>> anchors, CancellationToken cancellationToken)
+    {
+        var found = new List<AuditAnomaly>();
+        await using var command = Command(connection, """
+            select v.tenant_id, v.seq, v.hash, a.hash,
+                   case when a.seq is null then null else 'seq ' || a.seq || ' at ' || to_char(a.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' by ' || a.actor end
+            from unnest(@tenants::text[], @seqs::bigint[], @hashes::text[]) as v(tenant_id, seq, hash)
+            left join audit_log a on a.tenant_id = v.tenant_id and a.seq = v.seq
+            where a.hash is distinct from v.hash
+            order by v.tenant_id
+            """, ("tenants", anchors.Select(a => a.Key).ToArray()), ("seqs", anchors.Select(a => a.Value.Seq).ToArray()), ("hashes", anchors.Select(a => a.Value.Hash).ToArray()));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var tenant = reader.GetString(0);
+            var seq = reader.GetInt64(1);
+            found.Add(reader.IsDBNull(3)
+                ? new AuditAnomaly(tenant, $"missing: the verified entry is gone (verified up to seq {seq})", seq, seq, null, null)
+                : new AuditAnomaly(tenant, $"rewritten after it was verified (hash was {reader.GetString(2)[..12]}..., now {reader.GetString(3)[..12]}...: the chain up to here was rewritten)", seq, seq, null, reader.IsDBNull(4) ? null : reader.GetString(4)));
+        }
+        return found;
     }
 }

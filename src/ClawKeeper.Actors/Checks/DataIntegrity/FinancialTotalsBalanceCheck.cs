@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using ClawKeeper.Actors.Settings;
 using Npgsql;
@@ -46,12 +47,15 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
     protected override async Task<CheckOutcome> EvaluateAsync(NpgsqlConnection connection, CheckContext context, CancellationToken cancellationToken)
     {
         var fingerprint = await PlatformFingerprint.ReadAsync(connection, cancellationToken).ConfigureAwait(false);
+        var fingerprintChange = context.Anchors.FingerprintChange(fingerprint);
         var effective = context.EffectiveWatermarks.For(fingerprint);
         var full = context.FullVerification || effective.LedgerLineId == 0;
         var fromLineId = full ? 0 : effective.LedgerLineId;
         var problems = new List<string>();
 
         await using var snapshot = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
+        // First statement of the snapshot: its horizon is what the next round examines changes from.
+        var horizon = await ChangeHorizon.ReadAsync(connection, full ? null : effective.LedgerHorizon, cancellationToken).ConfigureAwait(false);
 
         long lastLineId;
         await using (var command = Command(connection, "select coalesce(max(id), 0) from journal_lines"))
@@ -61,28 +65,27 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
         foreach (var books in running.Values.Where(b => b.Difference != 0))
             problems.Add(books.Describe());
 
+        // Every round recounts the lines against the running totals (one pass over journal_lines): a line changed,
+        // deleted or truncated behind the triggers, an account whose type changed, a running total edited, all show here.
+        var recount = await RecountAsync(connection, horizon, full ? 0 : fromLineId, cancellationToken).ConfigureAwait(false);
+        problems.AddRange(recount.Disagreements);
+        if (!full && horizon.Limit is not null && effective.LedgerLineCounts is { } kept)
+            foreach (var (tenant, before) in kept.OrderBy(k => k.Key, StringComparer.Ordinal))
+            {
+                recount.Lines.TryGetValue(tenant, out var now);
+                var gone = before - now.Unchanged - now.ChangedVerified;
+                if (gone > 0)
+                    problems.Add($"tenant {tenant}: at least {gone} journal line(s) verified in the last round are gone (deleted since; {before} then, {now.Unchanged} unchanged and {now.ChangedVerified} rewritten now)");
+            }
+
+        // Entries that do not balance on their own: all of them in a full verification, else every entry with a line
+        // (or the entry row itself) written since the last verified round, whatever its id or commit order.
+        var unbalanced = new List<string>();
+        var changedRows = new List<(string Tenant, string Row)>();
+        var changedLines = 0L;
         if (full)
         {
-            var recount = await ReadBooksAsync(connection, string.Format(CultureInfo.InvariantCulture, BooksByTenant, """
-                (select l.tenant_id, a.type as account_type, l.debit_cents, l.credit_cents
-                 from journal_lines l join ledger_accounts a on a.id = l.account_id and a.tenant_id = l.tenant_id) lines
-                """), cancellationToken).ConfigureAwait(false);
-            foreach (var books in recount.Values.Where(b => b.Difference != 0 && !running.ContainsKey(b.TenantId)))
-                problems.Add(books.Describe());
-            foreach (var tenant in recount.Keys.Union(running.Keys).Order(StringComparer.Ordinal))
-            {
-                recount.TryGetValue(tenant, out var counted);
-                running.TryGetValue(tenant, out var kept);
-                if (counted?.Debits != kept?.Debits || counted?.Credits != kept?.Credits)
-                    problems.Add($"tenant {tenant}: the journal lines (debits {TenantBooks.Money(counted?.Debits ?? 0)}, credits {TenantBooks.Money(counted?.Credits ?? 0)}) " +
-                                 $"disagree with the running totals (debits {TenantBooks.Money(kept?.Debits ?? 0)}, credits {TenantBooks.Money(kept?.Credits ?? 0)}): lines were changed behind the ledger triggers");
-            }
-        }
-
-        // Entries that do not balance on their own: all of them in a full verification, else those touched since the watermark.
-        var unbalanced = new List<string>();
-        await using (var command = Command(connection, full
-            ? """
+            await using var command = Command(connection, """
               -- Aggregate first, order the few unbalanced entries after: with the LIMIT inside, the planner
               -- walks an index in entry order over every line (4 s at 2M lines, see the benchmark).
               with per_entry as materialized (
@@ -90,33 +93,142 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
                   from journal_lines group by tenant_id, entry_id)
               select tenant_id, entry_id, diff from per_entry where diff <> 0
               order by tenant_id, entry_id limit @limit
-              """
-            : """
-              select l.tenant_id, l.entry_id, sum(l.debit_cents)::bigint - sum(l.credit_cents)::bigint as diff
-              from journal_lines l
-              where l.entry_id in (select distinct entry_id from journal_lines where id > @from_line)
-              group by l.tenant_id, l.entry_id having sum(l.debit_cents) <> sum(l.credit_cents)
-              order by l.tenant_id, l.entry_id limit @limit
-              """,
-            ("from_line", fromLineId), ("limit", 50)))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+              """, ("limit", 50));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 unbalanced.Add($"tenant {reader.GetString(0)}: entry {reader.GetString(1)} off by {TenantBooks.Money(reader.GetInt64(2))}");
+        }
+        else
+        {
+            await using var command = Command(connection, $"""
+                with changed as materialized (
+                    select l.id, l.tenant_id, l.entry_id, l.xmin::text as xid, {horizon.CommitTimeSql("l")} as committed_at
+                    from journal_lines l where {horizon.ChangedSql("l")}),
+                entries as (
+                    select entry_id from changed
+                    union select e.id from journal_entries e where {horizon.ChangedSql("e")}),
+                unbalanced as (
+                    select l.tenant_id, l.entry_id, sum(l.debit_cents)::bigint - sum(l.credit_cents)::bigint as diff
+                    from journal_lines l
+                    where l.entry_id in (select entry_id from entries)
+                    group by l.tenant_id, l.entry_id having sum(l.debit_cents) <> sum(l.credit_cents)
+                    order by l.tenant_id, l.entry_id limit @limit)
+                select 'unbalanced', tenant_id, entry_id, diff, null, null from unbalanced
+                union all
+                select 'count', null, null, (select count(*) from changed), null, null
+                union all
+                select 'line', tenant_id, 'journal_lines id ' || id || ' (entry ' || entry_id || ')', 0, xid, committed_at
+                from (select * from changed where id <= @from_line order by id limit @sample) c
+                union all
+                select 'entry', tenant_id, 'journal_entries ' || id, 0, xmin::text, {horizon.CommitTimeSql("e")}
+                from (select e.*, e.xmin from journal_entries e where {horizon.ChangedSql("e")} order by id limit @sample) e
+                union all
+                select 'account', tenant_id, 'ledger_accounts ' || id || ' (' || type || ')', 0, xmin::text, {horizon.CommitTimeSql("a")}
+                from (select a.*, a.xmin from ledger_accounts a where {horizon.ChangedSql("a")} order by id limit @sample) a
+                """, ("from_line", fromLineId), ("limit", 50), ("sample", settings.SampleSize));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                switch (reader.GetString(0))
+                {
+                    case "unbalanced":
+                        unbalanced.Add($"tenant {reader.GetString(1)}: entry {reader.GetString(2)} off by {TenantBooks.Money(reader.GetInt64(3))}");
+                        break;
+                    case "count":
+                        changedLines = reader.GetInt64(3);
+                        break;
+                    default:
+                        changedRows.Add((reader.GetString(1), $"{reader.GetString(2)} {ChangeHorizon.Describe(reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5), horizon.CommitTimestamps)}"));
+                        break;
+                }
+        }
         await snapshot.CommitAsync(cancellationToken).ConfigureAwait(false);
 
-        var mode = full ? "full recount" : $"running totals + entries after line {fromLineId}";
+        var mode = full ? "full recount"
+            : horizon.Limit is null ? $"running totals + recount + every entry: {horizon.Why}"
+            : $"running totals + recount + entries written since the last verified round ({changedLines} line(s))";
         if (problems.Count + unbalanced.Count > 0)
         {
             var all = problems.Concat(unbalanced).ToList();
+            var affected = all.Select(TenantOf).Where(t => t is not null).ToHashSet(StringComparer.Ordinal);
+            var notes = changedRows.Where(r => affected.Contains(r.Tenant)).Take(settings.SampleSize).Select(r => $"tenant {r.Tenant}: {r.Row}").ToList();
             return CheckOutcome.Fail(
                 $"{problems.Count} tenant imbalance(s), {unbalanced.Count}{(unbalanced.Count == 50 ? "+" : "")} unbalanced entr{(unbalanced.Count == 1 ? "y" : "ies")} ({mode})",
                 Threshold,
-                string.Join("; ", all.Take(settings.SampleSize)) + (all.Count > settings.SampleSize ? $"; and {all.Count - settings.SampleSize} more" : ""));
+                string.Join("; ", all.Take(settings.SampleSize)) + (all.Count > settings.SampleSize ? $"; and {all.Count - settings.SampleSize} more" : "")
+                    + (notes.Count > 0 ? "; changed since the last verified round: " + string.Join(", ", notes) : ""));
         }
         if (running.Count == 0 && lastLineId == 0)
             return CheckOutcome.Warn("0 journal lines", Threshold, "no journal line exists yet: nothing to verify");
+        var progress = new LedgerProgress(lastLineId, fingerprint, horizon.Snapshot,
+            recount.Lines.ToImmutableDictionary(l => l.Key, l => l.Value.Total, StringComparer.Ordinal));
+        if (fingerprintChange is not null)
+            return new CheckOutcome(CheckStatus.Warn, $"{running.Count} tenants balanced ({mode})", Threshold, fingerprintChange, progress);
         return new CheckOutcome(CheckStatus.Pass, $"{running.Count} tenants balanced ({mode})", Threshold,
-            $"journal lines up to id {lastLineId}", new LedgerProgress(lastLineId, fingerprint));
+            $"journal lines up to id {lastLineId}", progress);
+    }
+
+    private static string? TenantOf(string problem) =>
+        problem.StartsWith("tenant ", StringComparison.Ordinal) && problem.IndexOf(':') is var colon and > 7 ? problem[7..colon] : null;
+
+    /// <summary>Lines per tenant: all of them, those not written since the horizon, and those at or below the verified id written since.</summary>
+    private readonly record struct LineCounts(long Total, long Unchanged, long ChangedVerified);
+
+    private sealed record Recount(IReadOnlyList<string> Disagreements, IReadOnlyDictionary<string, LineCounts> Lines);
+
+    /// <summary>
+    /// The journal lines summed per tenant and account type (aggregated per account first, then joined to the few
+    /// accounts) against the running totals per tenant and type, line counts included.
+    /// </summary>
+    private static async Task<Recount> RecountAsync(NpgsqlConnection connection, ChangeHorizon horizon, long verifiedLineId, CancellationToken cancellationToken)
+    {
+        var counted = new Dictionary<(string Tenant, string Type), (long Debits, long Credits, long Lines)>();
+        var lines = new Dictionary<string, LineCounts>(StringComparer.Ordinal);
+        await using (var command = Command(connection, $"""
+            with per_account as (
+                select l.tenant_id, l.account_id, sum(l.debit_cents)::bigint as d, sum(l.credit_cents)::bigint as c, count(*)::bigint as n,
+                       count(*) filter (where not {horizon.ChangedSql("l")})::bigint as unchanged,
+                       count(*) filter (where {horizon.ChangedSql("l")} and l.id <= @verified)::bigint as changed_verified
+                from journal_lines l group by l.tenant_id, l.account_id)
+            select p.tenant_id, coalesce(a.type, '(no account)'), sum(d)::bigint, sum(c)::bigint, sum(n)::bigint, sum(unchanged)::bigint, sum(changed_verified)::bigint
+            from per_account p left join ledger_accounts a on a.id = p.account_id and a.tenant_id = p.tenant_id
+            group by 1, 2
+            """, ("verified", verifiedLineId)))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var tenant = reader.GetString(0);
+                counted[(tenant, reader.GetString(1))] = (reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4));
+                var sofar = lines.GetValueOrDefault(tenant);
+                lines[tenant] = new LineCounts(sofar.Total + reader.GetInt64(4), sofar.Unchanged + reader.GetInt64(5), sofar.ChangedVerified + reader.GetInt64(6));
+            }
+
+        var kept = new Dictionary<(string Tenant, string Type), (long Debits, long Credits, long Lines)>();
+        await using (var command = Command(connection, "select tenant_id, account_type, debit_cents, credit_cents, line_count from ledger_balances"))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                kept[(reader.GetString(0), reader.GetString(1))] = (reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4));
+
+        var disagreements = new List<string>();
+        foreach (var tenant in counted.Keys.Concat(kept.Keys).Select(k => k.Tenant).Distinct().Order(StringComparer.Ordinal))
+        {
+            var types = counted.Keys.Concat(kept.Keys).Where(k => k.Tenant == tenant).Select(k => k.Type).Distinct().Order(StringComparer.Ordinal)
+                .Where(t => counted.GetValueOrDefault((tenant, t)) != kept.GetValueOrDefault((tenant, t)))
+                .ToList();
+            if (types.Count == 0) continue;
+            var lineDebits = counted.Where(k => k.Key.Tenant == tenant).Sum(k => k.Value.Debits);
+            var lineCredits = counted.Where(k => k.Key.Tenant == tenant).Sum(k => k.Value.Credits);
+            var keptDebits = kept.Where(k => k.Key.Tenant == tenant).Sum(k => k.Value.Debits);
+            var keptCredits = kept.Where(k => k.Key.Tenant == tenant).Sum(k => k.Value.Credits);
+            var byType = string.Join(", ", types.Select(t =>
+            {
+                var c = counted.GetValueOrDefault((tenant, t));
+                var k = kept.GetValueOrDefault((tenant, t));
+                return $"{t}: {c.Lines} lines {TenantBooks.Money(c.Debits)}/{TenantBooks.Money(c.Credits)} vs kept {k.Lines} lines {TenantBooks.Money(k.Debits)}/{TenantBooks.Money(k.Credits)}";
+            }));
+            disagreements.Add($"tenant {tenant}: the journal lines (debits {TenantBooks.Money(lineDebits)}, credits {TenantBooks.Money(lineCredits)}) " +
+                              $"disagree with the running totals (debits {TenantBooks.Money(keptDebits)}, credits {TenantBooks.Money(keptCredits)}): lines were changed behind the ledger triggers ({byType})");
+        }
+        return new Recount(disagreements, lines);
     }
 
     private static async Task<Dictionary<string, TenantBooks>> ReadBooksAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)

@@ -87,6 +87,10 @@ public class AuditLogContinuousCheckSpec
             from audit_log a where a.tenant_id = h.tenant_id and h.tenant_id = $1 and a.seq = $2
             """, Tenant, last - 2);
         Assert.Equal(CheckStatus.Pass, (await Full(platform)).Status); // a fresh full verification cannot know what was there
+        var anchored = await Integrity.RunAsync(new AuditLogContinuousCheck(platform, Integrity.Settings), Integrity.FullAgainst(watermarks));
+        Assert.Equal(CheckStatus.Fail, anchored.Status); // the heartbeat's full verification compares against the verified positions
+        Assert.Contains($"verified up to seq {last} before, now ends at {last - 2}", anchored.Detail);
+        Assert.Null(anchored.Progress); // the positions are not replaced by the truncated chain's
         var incremental = await Integrity.RunAsync(new AuditLogContinuousCheck(platform, Integrity.Settings), Integrity.Incremental(watermarks));
         Assert.Equal(CheckStatus.Fail, incremental.Status);
         Assert.Contains($"verified up to seq {last} before, now ends at {last - 2}", incremental.Detail);
@@ -123,15 +127,18 @@ public class AuditLogContinuousCheckSpec
     }
 
     [Fact]
-    public async Task A_rewrite_behind_the_watermark_is_found_by_the_full_verification()
+    public async Task A_rewrite_behind_the_watermark_is_found_by_the_next_incremental_round_and_by_the_full_verification()
     {
         var (database, platform, _) = await SeededAsync();
         await using var _p = platform;
         var watermarks = await Integrity.VerifiedWatermarksAsync(platform);
         await Integrity.TamperAsync(database, "update audit_log set payload = '{\"amount\": 1}' where tenant_id = $1 and seq = 2", Tenant);
 
+        // Behind the verified position, but written since the last verified round: re-verified from there.
         var incremental = await Integrity.RunAsync(new AuditLogContinuousCheck(platform, Integrity.Settings), Integrity.Incremental(watermarks));
-        Assert.Equal(CheckStatus.Pass, incremental.Status); // by design: behind the verified position, not re-read every round
+        Assert.Equal(CheckStatus.Fail, incremental.Status);
+        Assert.Contains($"tenant {Tenant}: seq 2 modified", incremental.Detail);
+        Assert.Matches($@"changed since the last verified round: tenant {Tenant} seq 2 written by transaction \d+", incremental.Detail);
         var full = await Full(platform);
         Assert.Equal(CheckStatus.Fail, full.Status);
         Assert.Contains($"tenant {Tenant}: seq 2 modified", full.Detail);
@@ -172,8 +179,11 @@ public class AuditLogContinuousCheckSpec
             """);
         await using var platformB = NpgsqlDataSource.Create(databaseB);
         var result = await Integrity.RunAsync(new AuditLogContinuousCheck(platformB, Integrity.Settings), Integrity.Incremental(watermarks));
-        Assert.True(result.Status == CheckStatus.Pass, result.Detail);
+        // Not silently: the round says the positions belong to another database (warn), verifies this one from the beginning,
+        // and its positions replace them.
+        Assert.True(result.Status == CheckStatus.Warn, result.Detail);
         Assert.Contains("(full verification)", result.Observed);
+        Assert.Contains($"the verified positions were recorded on another database ({watermarks.PlatformFingerprint})", result.Detail);
         var next = watermarks.Advance(new[] { result.Progress! }, false, DateTimeOffset.UtcNow);
         Assert.NotEqual(watermarks.PlatformFingerprint, next.PlatformFingerprint);
         Assert.Equal(new[] { "t-harbor-dental" }, next.Audit.Keys); // A's positions were dropped, not merged
