@@ -163,6 +163,41 @@ public class AuditLogContinuousCheckSpec
     }
 
     [Fact]
+    public async Task A_chain_rewritten_consistently_after_it_was_verified_fails_a_full_verification_against_the_anchors()
+    {
+        var (database, platform, last) = await SeededAsync();
+        await using var _p = platform;
+        var watermarks = await Integrity.VerifiedWatermarksAsync(platform);
+        // Entry 3 forged and every later entry re-hashed, links and chain head included: consistent in itself.
+        await Integrity.TamperAsync(database, """
+            do $$
+            declare r record; prev text;
+            begin
+                select hash into prev from audit_log where tenant_id = 't-harbor-dental' and seq = 2;
+                for r in select seq from audit_log where tenant_id = 't-harbor-dental' and seq >= 3 order by seq loop
+                    update audit_log a
+                    set actor = case when a.seq = 3 then 'mallory' else a.actor end, prev_hash = prev,
+                        hash = audit_entry_hash(a.tenant_id, a.seq, a.occurred_at, case when a.seq = 3 then 'mallory' else a.actor end,
+                                                a.action, a.entity_type, a.entity_id, a.payload, prev)
+                    where a.tenant_id = 't-harbor-dental' and a.seq = r.seq
+                    returning a.hash into prev;
+                end loop;
+                update audit_chain_heads set last_hash = prev where tenant_id = 't-harbor-dental';
+            end $$;
+            """);
+
+        Assert.Equal(CheckStatus.Pass, (await Full(platform)).Status); // without the anchors nothing tells
+        var anchored = await Integrity.RunAsync(new AuditLogContinuousCheck(platform, Integrity.Settings), Integrity.FullAgainst(watermarks));
+        Assert.Equal(CheckStatus.Fail, anchored.Status);
+        Assert.Contains("(full verification)", anchored.Observed);
+        Assert.Contains($"tenant {Tenant}: seq {last} rewritten after it was verified", anchored.Detail);
+        Assert.Null(anchored.Progress); // positions are replaced only by a round that verified them
+        var incremental = await Integrity.RunAsync(new AuditLogContinuousCheck(platform, Integrity.Settings), Integrity.Incremental(watermarks));
+        Assert.Equal(CheckStatus.Fail, incremental.Status);
+        Assert.Contains($"tenant {Tenant}: seq {last} rewritten after it was verified", incremental.Detail);
+    }
+
+    [Fact]
     public async Task Positions_verified_on_another_database_are_not_held_against_this_one()
     {
         var (_, platformA, _) = await SeededAsync();
