@@ -208,10 +208,12 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
     }
 
     /// <summary>
-    /// One pass over audit_log (a sequential scan: about one <c>count(*)</c>): per tenant the number of entries,
-    /// and the entries written since the previous horizon at or below the verified position. A tenant with a
-    /// changed verified entry is re-verified from just before it; one whose entry count is not its last seq
-    /// (an entry deleted, whoever did it) is re-verified whole, so the gap is named; without a usable horizon, every chain.
+    /// One pass over audit_log in a quiet round (a sequential scan without grouping, close to a <c>count(*)</c>):
+    /// the number of entries, and how many were written since the previous horizon at or below their tenant's
+    /// verified position. Only when that finds something does a second pass name them per tenant (the chain is
+    /// re-verified from just before the first); only when the total is not the sum of the last seqs (an entry
+    /// deleted, whoever did it: seq is gapless from 1 and unique) does a per-tenant count find the chains to
+    /// re-verify whole, so the gap is named. Without a usable horizon every chain is re-verified.
     /// </summary>
     private async Task<(ImmutableDictionary<string, AuditPosition> Starts, ChangedRows Changes)> ChangedSinceAsync(
         NpgsqlConnection connection, ImmutableDictionary<string, AuditPosition> verified, IReadOnlyDictionary<string, long> lastSeqs,
@@ -219,40 +221,54 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
     {
         var changes = new ChangedRows();
         if (horizon.Limit is null) return (ImmutableDictionary<string, AuditPosition>.Empty, changes);
-        var tenants = verified.Keys.ToArray();
-        var lowered = new Dictionary<string, long>(StringComparer.Ordinal);
-        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
-        var changedOld = $"{horizon.ChangedSql("a")} and a.seq <= coalesce(v.seq, 0)";
-        await using (var command = Command(connection, $"""
-            with verified as (select * from unnest(@tenants::text[], @seqs::bigint[]) as v(tenant_id, seq))
-            select a.tenant_id, count(*)::bigint,
-                   count(*) filter (where {changedOld})::bigint,
-                   min(a.seq) filter (where {changedOld}),
-                   (array_agg(a.seq::text || '|' || a.xmin::text || '|' || coalesce({horizon.CommitTimeSql("a")}, '') order by a.seq) filter (where {changedOld}))[1:@sample]
-            from audit_log a left join verified v on v.tenant_id = a.tenant_id
-            group by a.tenant_id
-            """, ("tenants", tenants), ("seqs", tenants.Select(t => verified[t].Seq).ToArray()), ("sample", settings.SampleSize)))
+        var positions = System.Text.Json.JsonSerializer.Serialize(verified.ToDictionary(v => v.Key, v => v.Value.Seq));
+        // The age() test first: the position lookup runs only for the few rows written since.
+        var changedOld = $"{horizon.ChangedSql("a")} and a.seq <= coalesce((@positions::jsonb ->> a.tenant_id)::bigint, 0)";
+        long total, changedCount;
+        await using (var command = Command(connection, $"select count(*)::bigint, count(*) filter (where {changedOld})::bigint from audit_log a",
+            ("positions", positions)))
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            total = reader.GetInt64(0);
+            changedCount = reader.GetInt64(1);
+        }
+
+        var lowered = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (changedCount > 0)
+        {
+            await using var command = Command(connection, $"""
+                select a.tenant_id, count(*)::bigint, min(a.seq),
+                       (array_agg(a.seq::text || '|' || a.xmin::text || '|' || coalesce({horizon.CommitTimeSql("a")}, '') order by a.seq))[1:@sample]
+                from audit_log a where {changedOld}
+                group by a.tenant_id
+                """, ("positions", positions), ("sample", settings.SampleSize));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 var tenant = reader.GetString(0);
-                counts[tenant] = reader.GetInt64(1);
-                if (reader.GetInt64(2) > 0)
+                changes.ByTenant[tenant] = (reader.GetInt64(1), reader.GetFieldValue<string[]>(3).ToList());
+                lowered[tenant] = reader.GetInt64(2) - 1;
+            }
+        }
+        if (total != lastSeqs.Values.Sum())
+        {
+            var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+            await using (var command = Command(connection, "select tenant_id, count(*)::bigint from audit_log group by tenant_id"))
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    counts[reader.GetString(0)] = reader.GetInt64(1);
+            foreach (var (tenant, last) in lastSeqs)
+                if (counts.GetValueOrDefault(tenant) != last && verified.ContainsKey(tenant))
                 {
-                    changes.ByTenant[tenant] = (reader.GetInt64(2), reader.IsDBNull(4) ? new List<string>() : reader.GetFieldValue<string[]>(4).ToList());
-                    lowered[tenant] = reader.GetInt64(3) - 1;
+                    changes.ShortChains.Add(tenant);
+                    lowered[tenant] = 0;
                 }
-            }
-        foreach (var (tenant, last) in lastSeqs)
-            if (counts.GetValueOrDefault(tenant) != last && verified.ContainsKey(tenant))
-            {
-                changes.ShortChains.Add(tenant);
-                lowered[tenant] = 0;
-            }
+        }
 
         var starts = verified;
         var needHash = lowered.Where(l => l.Value > 0 && verified.ContainsKey(l.Key)).ToList();
-        foreach (var (tenant, seq) in lowered.Where(l => l.Value == 0)) starts = starts.Remove(tenant);
+        foreach (var (tenant, _) in lowered.Where(l => l.Value == 0)) starts = starts.Remove(tenant);
         if (needHash.Count > 0)
         {
             // The entry just before the first changed one was not written since: the scan starts from it, as it is.
