@@ -17,10 +17,13 @@ public sealed record AuditAnomaly(string TenantId, string Kind, long FromSeq, lo
 
 /// <summary>
 /// <c>audit_log_continuous</c>: every tenant's chain has seq 1..n without gap, each prev_hash is
-/// the previous entry's hash and each hash recomputes from the entry. Incremental: only entries
-/// from the last verified position on (the entry at that position must still carry the verified
-/// hash); the full verification re-reads everything. Detects deleted, modified, truncated and
-/// forged entries, and reports each with its neighbours (timestamps and actors).
+/// the previous entry's hash and each hash recomputes from the entry. Incremental: the entries
+/// from the last verified position on, plus every entry written since the last verified round
+/// (PostgreSQL transaction ids, <see cref="ChangeHorizon"/>) and every chain whose entry count fell
+/// short; the full verification re-reads everything. Both compare against the verified positions
+/// (the anchors: a chain rewritten consistently or truncated after it was verified fails either).
+/// Detects deleted, modified, truncated and forged entries, and reports each with its neighbours
+/// (timestamps and actors) and, for changed entries, the transaction that wrote them. docs/integrity.md.
 /// </summary>
 public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataIntegritySettings settings) : PlatformQueryCheck(platform)
 {

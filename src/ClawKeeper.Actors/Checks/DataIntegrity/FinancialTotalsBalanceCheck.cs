@@ -20,10 +20,12 @@ public sealed record TenantBooks(string TenantId, long Assets, long Liabilities,
 
 /// <summary>
 /// <c>financial_totals_balance</c>: per tenant, assets = liabilities + equity exactly, in cents, and
-/// every journal entry balances on its own. Steady state reads the running totals
-/// (<c>ledger_balances</c>, kept by triggers) and only the entries touched since the last verified
-/// line; the full verification recounts every line and compares with the running totals, which
-/// catches a line changed behind the triggers' back.
+/// every journal entry balances on its own. Every round reads the running totals
+/// (<c>ledger_balances</c>, kept by triggers) and recounts the lines against them per tenant and
+/// account type (a line changed, deleted or truncated behind the triggers' back shows there); the
+/// steady state checks the entries with a line or entry row written since the last verified round
+/// (<see cref="ChangeHorizon"/>: whatever its id or commit order) and the lines kept per tenant
+/// (deletions through the triggers); the full verification checks every entry. docs/integrity.md.
 /// </summary>
 public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, DataIntegritySettings settings) : PlatformQueryCheck(platform)
 {
