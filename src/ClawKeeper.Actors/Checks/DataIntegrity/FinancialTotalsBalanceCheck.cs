@@ -67,24 +67,47 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
         foreach (var books in running.Values.Where(b => b.Difference != 0))
             problems.Add(books.Describe());
 
-        // Every round recounts the lines against the running totals (one pass over journal_lines): a line changed,
-        // deleted or truncated behind the triggers, an account whose type changed, a running total edited, all show here.
-        var recount = await RecountAsync(connection, horizon, full ? 0 : fromLineId, cancellationToken).ConfigureAwait(false);
-        problems.AddRange(recount.Disagreements);
-        if (!full && horizon.Limit is not null && effective.LedgerLineCounts is { } kept)
-            foreach (var (tenant, before) in kept.OrderBy(k => k.Key, StringComparer.Ordinal))
-            {
-                recount.Lines.TryGetValue(tenant, out var now);
-                var gone = before - now.Unchanged - now.ChangedVerified;
-                if (gone > 0)
-                    problems.Add($"tenant {tenant}: at least {gone} journal line(s) verified in the last round are gone (deleted since; {before} then, {now.Unchanged} unchanged and {now.ChangedVerified} rewritten now)");
-            }
+        // The running totals as kept, per tenant and account type (a small table).
+        var balances = new Dictionary<(string Tenant, string Type), (long Debits, long Credits, long Lines)>();
+        await using (var command = Command(connection, "select tenant_id, account_type, debit_cents, credit_cents, line_count from ledger_balances"))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                balances[(reader.GetString(0), reader.GetString(1))] = (reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4));
+
+        // The lines against the running totals: a full verification recounts per tenant and account type. A quiet
+        // incremental round makes one ungrouped pass over journal_lines (about a count(*)): the totals of all lines
+        // against the sum of the running totals, and the lines verified last round that are neither unchanged nor
+        // rewritten since (deleted); any difference, and any tenant with a verified line or an account written since,
+        // gets the per-tenant recount that names it.
+        Recount? recount = null;
+        var keptLines = effective.LedgerLineCounts;
+        if (full || horizon.Limit is null)
+        {
+            recount = await RecountAsync(connection, horizon, full ? 0 : fromLineId, balances, null, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await using var command = Command(connection, $"""
+                select count(*)::bigint, coalesce(sum(l.debit_cents), 0)::bigint, coalesce(sum(l.credit_cents), 0)::bigint,
+                       count(*) filter (where not {horizon.ChangedSql("l")})::bigint,
+                       count(*) filter (where {horizon.ChangedSql("l")} and l.id <= @verified)::bigint
+                from journal_lines l
+                """, ("verified", fromLineId));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var (lines, debits, credits, unchanged, rewritten) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4));
+            await reader.DisposeAsync().ConfigureAwait(false);
+            var gone = keptLines is null ? 0 : keptLines.Values.Sum() - unchanged - rewritten;
+            if (lines != balances.Values.Sum(b => b.Lines) || debits != balances.Values.Sum(b => b.Debits) || credits != balances.Values.Sum(b => b.Credits) || gone > 0)
+                recount = await RecountAsync(connection, horizon, fromLineId, balances, null, cancellationToken).ConfigureAwait(false);
+        }
 
         // Entries that do not balance on their own: all of them in a full verification, else every entry with a line
         // (or the entry row itself) written since the last verified round, whatever its id or commit order.
         var unbalanced = new List<string>();
         var changedRows = new List<(string Tenant, string Row)>();
         var changedLines = 0L;
+        var recountTenants = new List<string>();
         if (full)
         {
             await using var command = Command(connection, """
@@ -127,6 +150,10 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
                 union all
                 select 'account', tenant_id, 'ledger_accounts ' || id || ' (' || type || ')', 0, xmin::text, {horizon.CommitTimeSql("a")}
                 from (select a.*, a.xmin from ledger_accounts a where {horizon.ChangedSql("a")} order by id limit @sample) a
+                union all
+                select 'recount', tenant_id, null, 0, null, null from (
+                    select tenant_id from changed where id <= @from_line
+                    union select a.tenant_id from ledger_accounts a where {horizon.ChangedSql("a")}) t
                 """, ("from_line", fromLineId), ("limit", 50), ("sample", settings.SampleSize));
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -138,9 +165,28 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
                     case "count":
                         changedLines = reader.GetInt64(3);
                         break;
+                    case "recount":
+                        recountTenants.Add(reader.GetString(1));
+                        break;
                     default:
                         changedRows.Add((reader.GetString(1), $"{reader.GetString(2)} {ChangeHorizon.Describe(reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5), horizon.CommitTimestamps)}"));
                         break;
+                }
+        }
+        // Tenants with a verified line or an account written since: recounted per account type (a line or an account moved
+        // between types keeps every sum above).
+        if (recount is null && recountTenants.Count > 0)
+            recount = await RecountAsync(connection, horizon, fromLineId, balances, recountTenants.ToArray(), cancellationToken).ConfigureAwait(false);
+        if (recount is not null)
+        {
+            problems.AddRange(recount.Disagreements);
+            if (!full && horizon.Limit is not null && keptLines is not null && recount.AllTenants)
+                foreach (var (tenant, before) in keptLines.OrderBy(k => k.Key, StringComparer.Ordinal))
+                {
+                    recount.Lines.TryGetValue(tenant, out var now);
+                    var gone = before - now.Unchanged - now.ChangedVerified;
+                    if (gone > 0)
+                        problems.Add($"tenant {tenant}: at least {gone} journal line(s) verified in the last round are gone (deleted since; {before} then, {now.Unchanged} unchanged and {now.ChangedVerified} rewritten now)");
                 }
         }
         await snapshot.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -161,8 +207,11 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
         }
         if (running.Count == 0 && lastLineId == 0)
             return CheckOutcome.Warn("0 journal lines", Threshold, "no journal line exists yet: nothing to verify");
-        var progress = new LedgerProgress(lastLineId, fingerprint, horizon.Snapshot,
-            recount.Lines.ToImmutableDictionary(l => l.Key, l => l.Value.Total, StringComparer.Ordinal));
+        // Lines per tenant as verified: recounted, or (a quiet round, totals equal) as the running totals count them.
+        var lineCounts = recount is { AllTenants: true }
+            ? recount.Lines.ToImmutableDictionary(l => l.Key, l => l.Value.Total, StringComparer.Ordinal)
+            : balances.GroupBy(b => b.Key.Tenant).ToImmutableDictionary(g => g.Key, g => g.Sum(b => b.Value.Lines), StringComparer.Ordinal);
+        var progress = new LedgerProgress(lastLineId, fingerprint, horizon.Snapshot, lineCounts);
         if (fingerprintChange is not null)
             return new CheckOutcome(CheckStatus.Warn, $"{running.Count} tenants balanced ({mode})", Threshold, fingerprintChange, progress);
         return new CheckOutcome(CheckStatus.Pass, $"{running.Count} tenants balanced ({mode})", Threshold,
@@ -175,13 +224,14 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
     /// <summary>Lines per tenant: all of them, those not written since the horizon, and those at or below the verified id written since.</summary>
     private readonly record struct LineCounts(long Total, long Unchanged, long ChangedVerified);
 
-    private sealed record Recount(IReadOnlyList<string> Disagreements, IReadOnlyDictionary<string, LineCounts> Lines);
+    private sealed record Recount(IReadOnlyList<string> Disagreements, IReadOnlyDictionary<string, LineCounts> Lines, bool AllTenants);
 
     /// <summary>
     /// The journal lines summed per tenant and account type (aggregated per account first, then joined to the few
     /// accounts) against the running totals per tenant and type, line counts included.
     /// </summary>
-    private static async Task<Recount> RecountAsync(NpgsqlConnection connection, ChangeHorizon horizon, long verifiedLineId, CancellationToken cancellationToken)
+    private static async Task<Recount> RecountAsync(NpgsqlConnection connection, ChangeHorizon horizon, long verifiedLineId,
+        IReadOnlyDictionary<(string Tenant, string Type), (long Debits, long Credits, long Lines)> balances, string[]? onlyTenants, CancellationToken cancellationToken)
     {
         var counted = new Dictionary<(string Tenant, string Type), (long Debits, long Credits, long Lines)>();
         var lines = new Dictionary<string, LineCounts>(StringComparer.Ordinal);
@@ -190,11 +240,11 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
                 select l.tenant_id, l.account_id, sum(l.debit_cents)::bigint as d, sum(l.credit_cents)::bigint as c, count(*)::bigint as n,
                        count(*) filter (where not {horizon.ChangedSql("l")})::bigint as unchanged,
                        count(*) filter (where {horizon.ChangedSql("l")} and l.id <= @verified)::bigint as changed_verified
-                from journal_lines l group by l.tenant_id, l.account_id)
+                from journal_lines l {(onlyTenants is null ? "" : "where l.tenant_id = any(@tenants)")} group by l.tenant_id, l.account_id)
             select p.tenant_id, coalesce(a.type, '(no account)'), sum(d)::bigint, sum(c)::bigint, sum(n)::bigint, sum(unchanged)::bigint, sum(changed_verified)::bigint
             from per_account p left join ledger_accounts a on a.id = p.account_id and a.tenant_id = p.tenant_id
             group by 1, 2
-            """, ("verified", verifiedLineId)))
+            """, ("verified", verifiedLineId), ("tenants", onlyTenants ?? Array.Empty<string>())))
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
@@ -204,11 +254,7 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
                 lines[tenant] = new LineCounts(sofar.Total + reader.GetInt64(4), sofar.Unchanged + reader.GetInt64(5), sofar.ChangedVerified + reader.GetInt64(6));
             }
 
-        var kept = new Dictionary<(string Tenant, string Type), (long Debits, long Credits, long Lines)>();
-        await using (var command = Command(connection, "select tenant_id, account_type, debit_cents, credit_cents, line_count from ledger_balances"))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                kept[(reader.GetString(0), reader.GetString(1))] = (reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4));
+        var kept = onlyTenants is null ? balances : balances.Where(b => onlyTenants.Contains(b.Key.Tenant)).ToDictionary(b => b.Key, b => b.Value);
 
         var disagreements = new List<string>();
         foreach (var tenant in counted.Keys.Concat(kept.Keys).Select(k => k.Tenant).Distinct().Order(StringComparer.Ordinal))
@@ -230,7 +276,7 @@ public sealed class FinancialTotalsBalanceCheck(NpgsqlDataSource? platform, Data
             disagreements.Add($"tenant {tenant}: the journal lines (debits {TenantBooks.Money(lineDebits)}, credits {TenantBooks.Money(lineCredits)}) " +
                               $"disagree with the running totals (debits {TenantBooks.Money(keptDebits)}, credits {TenantBooks.Money(keptCredits)}): lines were changed behind the ledger triggers ({byType})");
         }
-        return new Recount(disagreements, lines);
+        return new Recount(disagreements, lines, onlyTenants is null);
     }
 
     private static async Task<Dictionary<string, TenantBooks>> ReadBooksAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
