@@ -12,6 +12,17 @@ if (args.Length > 0 && args[0] == "failover")
             return new FailoverBenchmark(failover, FailoverBenchmark.HostAssembly(ProjectDirectory())).RunAsync(ct);
         });
 
+// `escalation` mode: time from a persistent failure to super_admin's e-mail and Discord message on a real node (issue 11).
+if (args.Length > 0 && args[0] == "escalation")
+    return await RunAsync(() => EscalationOptions.Parse(args.Skip(1).ToList()), EscalationOptions.Usage,
+        "the node process is killed",
+        (escalation, ct) =>
+        {
+            if (!escalation.ResultsPathGiven)
+                escalation = escalation with { ResultsPath = Path.Combine(ProjectDirectory(), "RESULTS-escalation.md") };
+            return new EscalationBenchmark(escalation, FailoverBenchmark.HostAssembly(ProjectDirectory())).RunAsync(ct);
+        });
+
 return await RunAsync(() => BenchOptions.Parse(args), BenchOptions.Usage,
     "the server is stopped and its directory deleted",
     (options, ct) =>

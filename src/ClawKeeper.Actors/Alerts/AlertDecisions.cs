@@ -74,7 +74,7 @@ public static class AlertDecisions
         foreach (var alert in report.Alerts)
         {
             var incident = new Incident(alert.DedupKey, alert.Audience, alert.Channels, alert.Severity, alert.Summary,
-                LinesFor(alert.DedupKey, report), now, null, false, false, null);
+                alert.Evidence ?? LinesFor(alert.DedupKey, report), now, null, false, false, null);
             if (Silenced(alert.DedupKey))
             {
                 incident = incident with { Suppressed = true };
@@ -97,6 +97,9 @@ public static class AlertDecisions
             if (stillOpen.Contains(key) && incident.ResolvedAt is null)
             {
                 var lines = LinesFor(key, report);
+                // The escalation keeps every problem of its streak: today's evidence first, the earlier checks after it.
+                if (key == HeartbeatDecisions.ConsecutiveFailuresDedupKey && lines.Count > 0)
+                    lines = lines.Concat(incident.Lines).DistinctBy(l => (l.Group, l.Check)).ToList();
                 if (lines.Count > 0) incident = incident with { Lines = lines };
                 if (incident.Suppressed && !silenced)
                 {

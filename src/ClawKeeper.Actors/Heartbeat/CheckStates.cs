@@ -66,9 +66,10 @@ public sealed record CheckObservation(string Group, string Check, CheckState Sta
 /// The soft/hard state and flap history of every check, persisted in <see cref="HeartbeatState"/>. Pure:
 /// <see cref="Observe"/> folds one round's results in.
 /// <para>
-/// <paramref name="CycleFailed"/>: the current heartbeat cycle (the last scheduled or on-demand round and
-/// the retry rounds after it) already counted as a failed heartbeat, so a retry round that confirms a
-/// problem counts it once, not once per retry. <paramref name="FullRoundStartedAt"/> /
+/// <paramref name="CycleFailed"/>: no longer used (every failed round counts as a failed heartbeat now); kept
+/// so that states persisted before read unchanged. <paramref name="Streak"/>: every check that failed in a
+/// heartbeat of the current failure streak, with its latest evidence (null: no streak, or a state persisted
+/// before streaks were kept). <paramref name="FullRoundStartedAt"/> /
 /// <paramref name="FullRoundWindowStart"/>: when the last full round started and the event-window start it
 /// used, so a retry re-counts that round's window instead of looking only at the minutes since it.
 /// </para>
@@ -77,7 +78,8 @@ public sealed record CheckStates(
     ImmutableDictionary<string, CheckState> Checks,
     bool CycleFailed,
     DateTimeOffset? FullRoundStartedAt,
-    DateTimeOffset? FullRoundWindowStart)
+    DateTimeOffset? FullRoundWindowStart,
+    ImmutableDictionary<string, StreakProblem>? Streak = null)
 {
     public static readonly CheckStates Empty = new(ImmutableDictionary<string, CheckState>.Empty, false, null, null);
 

@@ -45,11 +45,13 @@ public static class HeartbeatDecisions
     public static string AudienceOf(string group) => SuperAdminGroups.Contains(group) ? "super_admin" : "admin";
 
     /// <summary>
-    /// Builds the report of a finished round and the checks' next soft/hard states. The heartbeat's
-    /// status is <c>fail</c> when any check fails or errors, soft or hard; the failure count goes up
-    /// only for HARD (confirmed) problems — once per heartbeat cycle, however many retry rounds — and
-    /// back to zero at a full round without one; the configured number of consecutive failures raises
-    /// one super_admin alert (email and Discord) per streak, unless every confirmed problem is flapping.
+    /// Builds the report of a finished round and the checks' next soft/hard states. The protocol's rule, literally:
+    /// every round is a heartbeat (full, retry, on demand, re-probe: each writes an <c>agent_runs</c> row); it fails
+    /// when any check fails or errors, soft or hard, whichever check it is; the failure count goes up by one per
+    /// failed heartbeat and back to zero at a passed one. The configured number of consecutive failed heartbeats
+    /// raises ONE super_admin alert (email and Discord) per streak, with every check that failed in the streak as
+    /// evidence; it is held (the count goes on) while every problem of the current heartbeat is flapping. Soft/hard
+    /// states no longer delay this: they decide the retry cadence and are shown per check (docs/alerting.md).
     /// A failing data-integrity check is hard at once and alerts super_admin at once, with its evidence,
     /// once per incident (flapping or not: the books are never muted). A check that starts flapping gets
     /// one flapping notice instead of an alert per flip.
@@ -75,24 +77,17 @@ public static class HeartbeatDecisions
         var merged = retryRound && state.Latest is { } latest ? MergeRetry(latest, groups) : groups;
         var reportGroups = Annotate(merged, states, retry);
 
-        var failed = reportGroups.Count == 0 || reportGroups.Any(g => g.Status.IsProblem());
-        var hardProblems = reportGroups
-            .SelectMany(g => g.Checks.Where(c => c.Status.IsProblem() && c.State == "hard").Select(c => (g.Group, Check: c)))
+        // ARCHITECTURE.md §1: a heartbeat is every round that writes an agent_runs row (scheduled, retry, on demand,
+        // re-probe); it fails when any check fails or errors, soft or hard, whichever check it is.
+        var problems = reportGroups
+            .SelectMany(g => g.Checks.Where(c => c.Status.IsProblem()).Select(c => (g.Group, Check: c)))
             .ToList();
-        var confirmed = reportGroups.Count == 0 || hardProblems.Count > 0;
-        int consecutive;
+        var failed = reportGroups.Count == 0 || problems.Count > 0 || reportGroups.Any(g => g.Status.IsProblem());
+        var consecutive = failed ? state.ConsecutiveFailures + 1 : 0;
+        var streak = StreakEvidence.After(state.ConsecutiveFailures == 0 ? null : state.Checks.Streak, failed, heartbeatId, problems);
+        states = states with { Streak = streak };
         if (!retryRound)
-        {
-            consecutive = confirmed ? state.ConsecutiveFailures + 1 : 0;
-            states = states with { CycleFailed = confirmed, FullRoundStartedAt = startedAt, FullRoundWindowStart = windowStart };
-        }
-        else if (confirmed && !state.Checks.CycleFailed)
-        {
-            consecutive = state.ConsecutiveFailures + 1;
-            states = states with { CycleFailed = true };
-        }
-        else
-            consecutive = state.ConsecutiveFailures;
+            states = states with { FullRoundStartedAt = startedAt, FullRoundWindowStart = windowStart };
 
         var alerts = new List<AlertReport>();
         foreach (var group in groups.Where(g => SuperAdminGroups.Contains(g.Group)))
@@ -115,18 +110,10 @@ public static class HeartbeatDecisions
                 $"Its alerts are held back until it settles below {flapping.Low:P0}", "recorded"));
         }
 
-        var unmuted = hardProblems.Where(p => p.Check.Flapping != true).ToList();
-        if (confirmed && consecutive >= escalateAfterFailures && !state.EscalationRaised && (reportGroups.Count == 0 || unmuted.Count > 0))
-        {
-            var problems = hardProblems.Select(p => $"{p.Group}/{p.Check.Check}{(p.Check.Flapping == true ? " (flapping)" : "")}").ToList();
-            alerts.Add(new AlertReport(
-                Audience: "super_admin",
-                Channels: new[] { "email", "discord" },
-                DedupKey: ConsecutiveFailuresDedupKey,
-                Severity: "critical",
-                Summary: $"{consecutive} consecutive failed heartbeats; failing now: {(problems.Count == 0 ? "no check groups ran" : string.Join(", ", problems))}",
-                Delivery: "recorded"));
-        }
+        // Held (not counted less) while every problem of this heartbeat flaps; the next heartbeat with a steady problem raises it.
+        var allFlapping = problems.Count > 0 && problems.All(p => p.Check.Flapping == true) && !reportGroups.Any(g => g.Status.IsProblem() && !g.Checks.Any(c => c.Status.IsProblem()));
+        if (failed && consecutive >= escalateAfterFailures && !state.EscalationRaised && !allFlapping)
+            alerts.Add(EscalationAlert(consecutive, reportGroups.Count == 0, problems, streak!));
         var report = new HeartbeatReport(
             heartbeatId,
             startedAt,
@@ -140,6 +127,24 @@ public static class HeartbeatDecisions
             dryRun,
             Rechecked: retryRound ? groups.SelectMany(g => g.Checks.Select(c => CheckStates.KeyOf(g.Group, c.Check))).ToList() : null);
         return new RoundDecision(report, states, observations);
+    }
+
+    /// <summary>
+    /// The super_admin escalation of a streak: what fails now, and every check that failed in a heartbeat of the
+    /// streak with its latest evidence (<see cref="AlertReport.Evidence"/>), so rotating failures are all named.
+    /// </summary>
+    private static AlertReport EscalationAlert(int consecutive, bool noGroups, IReadOnlyList<(string Group, CheckResult Check)> now, ImmutableDictionary<string, StreakProblem> streak)
+    {
+        var failingNow = now.Select(p => $"{p.Group}/{p.Check.Check}{(p.Check.Flapping == true ? " (flapping)" : "")}").ToList();
+        var nowKeys = now.Select(p => CheckStates.KeyOf(p.Group, p.Check.Check)).ToHashSet(StringComparer.Ordinal);
+        var earlier = streak.Values.Where(p => !nowKeys.Contains(p.Key)).OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
+        var summary = $"{consecutive} consecutive failed heartbeats; failing now: {(noGroups ? "no check groups ran" : failingNow.Count == 0 ? "(no check result)" : string.Join(", ", failingNow))}";
+        if (earlier.Count > 0)
+            summary += $"; failed earlier in the streak: {string.Join(", ", earlier.Select(p => $"{p.Key} (in {p.HeartbeatId})"))}";
+        var evidence = now.Select(p => StreakEvidence.Line(p.Group, p.Check, null))
+            .Concat(earlier.Select(p => StreakEvidence.Line(p.Group, p.Check, p.HeartbeatId)))
+            .ToList();
+        return new AlertReport("super_admin", new[] { "email", "discord" }, ConsecutiveFailuresDedupKey, "critical", summary, "recorded") { Evidence = evidence };
     }
 
     /// <summary>The previous report's groups with the re-run checks replaced by their fresh results; the others marked as carried.</summary>

@@ -53,7 +53,16 @@ public sealed record ActionReport(string Action, string Detail, string Outcome)
 }
 
 /// <summary>An alert the heartbeat raised (audience, channels, stable dedup key) and where it stands.</summary>
-public sealed record AlertReport(string Audience, IReadOnlyList<string> Channels, string DedupKey, string Severity, string Summary, string Delivery);
+public sealed record AlertReport(string Audience, IReadOnlyList<string> Channels, string DedupKey, string Severity, string Summary, string Delivery)
+{
+    /// <summary>
+    /// The evidence the alert's notification carries when it is not just the report's own failing checks (the
+    /// escalation: every check that failed in the streak). Decided with the round, used when the alert is planned;
+    /// not part of the report JSON (the incident keeps the lines).
+    /// </summary>
+    [JsonIgnore]
+    public IReadOnlyList<Alerts.NotificationLine>? Evidence { get; init; }
+}
 
 /// <summary>An incident still open after the heartbeat.</summary>
 public sealed record IncidentReport(string DedupKey, string Audience, DateTimeOffset Since, bool Acknowledged, bool Silenced, DateTimeOffset? LastNotifiedAt);

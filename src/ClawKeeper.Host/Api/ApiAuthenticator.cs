@@ -14,8 +14,8 @@ public abstract record ApiCaller
     /// <summary>No key, or an unknown, revoked or expired one: 401 and an <c>unauthorized_access</c> event for <paramref name="TenantId"/>.</summary>
     public sealed record Refused(string Reason, string TenantId, string? KeyFingerprint, string? KeyId) : ApiCaller;
 
-    /// <summary>The database is unreachable and the key was not validated recently: 503, never accepted.</summary>
-    public sealed record Unverifiable(string Reason) : ApiCaller;
+    /// <summary>The database is unreachable (or, <paramref name="Busy"/>, its pool is exhausted) and the key was not validated recently: 503, never accepted.</summary>
+    public sealed record Unverifiable(string Reason, bool Busy = false) : ApiCaller;
 }
 
 /// <summary>
@@ -81,6 +81,11 @@ public sealed class ApiAuthenticator
             {
                 record = await _keys.FindByHashAsync(hash, ct).ConfigureAwait(false);
             }
+            catch (Exception ex) when (ApiTaskStore.IsPoolExhausted(ex) && !ct.IsCancellationRequested)
+            {
+                // Busy, not down: the gate stays open; a recently validated key is still served.
+                return FromCache(hash, now, busy: true);
+            }
             catch (Exception ex) when (ApiTaskStore.IsUnavailable(ex) && !ct.IsCancellationRequested)
             {
                 _gate.MarkUnavailable($"key lookup failed: {ex.GetType().Name}: {ex.Message}");
@@ -102,10 +107,25 @@ public sealed class ApiAuthenticator
         return FromCache(hash, now);
     }
 
-    private ApiCaller FromCache(string hash, DateTimeOffset now)
+    private ApiCaller FromCache(string hash, DateTimeOffset now, bool busy = false)
     {
         if (_validated.TryGetValue(hash, out var entry) && now - entry.ValidatedAt <= _cacheTtl && entry.Key.WhyUnusable(now) is null)
             return new ApiCaller.Authenticated(entry.Key.Id, entry.Key.TenantId, IsProbe: false, FromCache: true);
-        return new ApiCaller.Unverifiable("the platform database is unreachable and this API key was not validated recently; retry later");
+        return busy
+            ? new ApiCaller.Unverifiable("every connection of the API's database pool is in use and this API key was not validated recently; retry later", Busy: true)
+            : new ApiCaller.Unverifiable("the platform database is unreachable and this API key was not validated recently; retry later");
+    }
+
+    /// <summary>
+    /// Whether <paramref name="key"/> is exempt from the per-address limit that runs before any lookup:
+    /// the heartbeat's probe key, or a key validated against the database within the cache TTL
+    /// (an in-memory check; a flood of random keys never matches).
+    /// </summary>
+    public bool IsKnown(string? key, DateTimeOffset now)
+    {
+        if (key is null || key.Length > 512) return false;
+        var hashBytes = SHA256.HashData(Encoding.UTF8.GetBytes(key));
+        if (CryptographicOperations.FixedTimeEquals(hashBytes, _probeHash)) return true;
+        return _validated.TryGetValue(Convert.ToHexStringLower(hashBytes), out var entry) && now - entry.ValidatedAt <= _cacheTtl && entry.Key.WhyUnusable(now) is null;
     }
 }

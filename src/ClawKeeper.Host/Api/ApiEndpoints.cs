@@ -15,9 +15,11 @@ namespace ClawKeeper.Host.Api;
 /// The API's middleware and routes:
 /// <c>GET /health</c> (no key, not rate limited), <c>GET /api/ping</c> (any valid key, no side effect:
 /// what the heartbeat's rate-limiter probe calls), <c>POST /api/tasks</c>, <c>GET /api/tasks/{id}</c>.
-/// Pipeline: measure → authenticate (resolve the key, no answer yet) → rate limit (per key id, or per
-/// remote address without a valid key) → refuse callers without a valid key (401 + security event,
-/// or 503 while the key cannot be verified) → route.
+/// Pipeline: measure → per-address limit BEFORE any key lookup (429 without touching the database;
+/// the heartbeat's probe and keys validated recently are not counted) → authenticate (resolve the key,
+/// no answer yet) → rate limit (per key id, or per remote address without a valid key) → refuse callers
+/// without a valid key (401; the refusal is counted and recorded by <see cref="RefusalEventThrottle"/>,
+/// one row per source and reason per window; or 503 while the key cannot be verified) → route.
 /// </summary>
 internal sealed class ApiEndpoints
 {
@@ -45,6 +47,12 @@ internal sealed class ApiEndpoints
     /// <summary>First middleware: times every request for <c>/metrics</c>.</summary>
     public async Task MeasureAsync(HttpContext context, RequestDelegate next)
     {
+        if (_server.IsWarmUp(context))
+        {
+            // The node's own warm-up before its first heartbeat: served like any request, counted nowhere.
+            await next(context).ConfigureAwait(false);
+            return;
+        }
         var stopwatch = Stopwatch.StartNew();
         try
         {
@@ -53,8 +61,39 @@ internal sealed class ApiEndpoints
         finally
         {
             var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
-            _server.Metrics.Record(route, context.Response.StatusCode, stopwatch.Elapsed, DateTimeOffset.UtcNow);
+            _server.Metrics.Record(route, context.Response.StatusCode, stopwatch.Elapsed);
         }
+    }
+
+    /// <summary>
+    /// Before any key lookup: at most <see cref="ApiSettings.AddressPermits"/> requests per remote address per
+    /// window reach the authenticator (the probe key and keys validated within the cache TTL are not counted).
+    /// Past it: 429 with Retry-After, no database work and no security event.
+    /// </summary>
+    public async Task PreAuthLimitAsync(HttpContext context, RequestDelegate next)
+    {
+        if (!IsHealth(context))
+        {
+            var key = ApiAuthenticator.PresentedKey(context.Request.Headers.Authorization, context.Request.Headers["X-Api-Key"]);
+            if (!_server.Authenticator.IsKnown(key, DateTimeOffset.UtcNow))
+            {
+                var address = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+                using var lease = _server.AddressLimiter.AttemptAcquire(address);
+                if (!lease.IsAcquired)
+                {
+                    _server.Metrics.AddressLimited();
+                    var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : _server.Settings.RateWindow;
+                    context.Response.Headers.RetryAfter = ((int)Math.Max(1, Math.Ceiling(retryAfter.TotalSeconds))).ToString(CultureInfo.InvariantCulture);
+                    await Results.Json(new
+                    {
+                        error = "rate_limited",
+                        reason = $"more than {_server.Settings.AddressPermits} requests without a recently validated API key in {_server.Settings.RateWindow.TotalSeconds:0.###} s from this address",
+                    }, statusCode: StatusCodes.Status429TooManyRequests).ExecuteAsync(context).ConfigureAwait(false);
+                    return;
+                }
+            }
+        }
+        await next(context).ConfigureAwait(false);
     }
 
     /// <summary>Resolves the caller (for the limiter's partition); answers nothing itself.</summary>
@@ -79,13 +118,14 @@ internal sealed class ApiEndpoints
         switch (CallerOf(context))
         {
             case ApiCaller.Refused refused:
-                await RecordRefusalAsync(context, refused).ConfigureAwait(false);
+                RecordRefusal(context, refused);
                 context.Response.Headers.WWWAuthenticate = "Bearer";
                 await Results.Json(new { error = "unauthorized", reason = refused.Reason }, statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context).ConfigureAwait(false);
                 return;
             case ApiCaller.Unverifiable unverifiable:
                 context.Response.Headers.RetryAfter = RetryAfterSeconds;
-                await Results.Json(new { error = "database_unavailable", reason = unverifiable.Reason }, statusCode: StatusCodes.Status503ServiceUnavailable).ExecuteAsync(context).ConfigureAwait(false);
+                await Results.Json(new { error = unverifiable.Busy ? "database_busy" : "database_unavailable", reason = unverifiable.Reason },
+                    statusCode: StatusCodes.Status503ServiceUnavailable).ExecuteAsync(context).ConfigureAwait(false);
                 return;
             case ApiCaller.Authenticated { IsProbe: true } when !context.Request.Path.Equals("/api/ping", StringComparison.OrdinalIgnoreCase):
                 await Results.Json(new { error = "forbidden", reason = "the heartbeat's probe key may only call GET /api/ping" }, statusCode: StatusCodes.Status403Forbidden).ExecuteAsync(context).ConfigureAwait(false);
@@ -98,32 +138,15 @@ internal sealed class ApiEndpoints
         }
     }
 
-    private async Task RecordRefusalAsync(HttpContext context, ApiCaller.Refused refused)
+    /// <summary>Counts the refusal for <see cref="RefusalEventThrottle"/> (written once per source and reason per window); no database work here.</summary>
+    private void RecordRefusal(HttpContext context, ApiCaller.Refused refused)
     {
         var remote = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        var detail = new Dictionary<string, string?>
-        {
-            ["reason"] = refused.Reason,
-            ["key"] = refused.KeyFingerprint,
-            ["keyId"] = refused.KeyId,
-            ["method"] = context.Request.Method,
-            ["path"] = context.Request.Path.Value is { Length: > 200 } path ? path[..200] : context.Request.Path.Value,
-            ["remote"] = remote,
-        };
-        try
-        {
-            if (!_server.Gate.Available) throw new InvalidOperationException("the platform database is unreachable");
-            await _server.Keys.RecordUnauthorizedAccessAsync(refused.TenantId, $"api {remote}", detail, context.RequestAborted).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            if (ApiTaskStore.IsUnavailable(ex)) _server.Gate.MarkUnavailable($"{ex.GetType().Name}: {ex.Message}");
-            Log.Warning("Unauthorized API request {Method} {Path} from {Remote} (key {Key}: {Reason}) could not be recorded in security_events: {Error}",
-                context.Request.Method, detail["path"], remote, refused.KeyFingerprint ?? "none", refused.Reason, ex.Message);
-            return;
-        }
-        Log.Information("Unauthorized API request {Method} {Path} from {Remote} (key {Key}): {Reason}",
-            context.Request.Method, detail["path"], remote, refused.KeyFingerprint ?? "none", refused.Reason);
+        var path = context.Request.Path.Value is { Length: > 200 } p ? p[..200] : context.Request.Path.Value;
+        _server.RefusalEvents.Record(new ApiRefusal(refused.TenantId, $"api {remote}", refused.Reason, refused.KeyFingerprint, refused.KeyId,
+            context.Request.Method, path, remote, DateTimeOffset.UtcNow));
+        Log.Debug("Unauthorized API request {Method} {Path} from {Remote} (key {Key}): {Reason}",
+            context.Request.Method, path, remote, refused.KeyFingerprint ?? "none", refused.Reason);
     }
 
     public async ValueTask RateLimitedAsync(OnRejectedContext rejected, CancellationToken ct)
@@ -192,6 +215,10 @@ internal sealed class ApiEndpoints
                     context.Response.Headers.RetryAfter = RetryAfterSeconds;
                     return Error(StatusCodes.Status503ServiceUnavailable, "writes_blocked", $"the platform refuses writes: {ex.Message}");
                 }
+                catch (Exception ex) when (ApiTaskStore.IsPoolExhausted(ex) && !context.RequestAborted.IsCancellationRequested)
+                {
+                    return Busy(context);
+                }
                 catch (Exception ex) when (ApiTaskStore.IsUnavailable(ex) && !context.RequestAborted.IsCancellationRequested)
                 {
                     _server.Gate.MarkUnavailable($"{ex.GetType().Name}: {ex.Message}");
@@ -231,6 +258,10 @@ internal sealed class ApiEndpoints
                     ? Error(StatusCodes.Status404NotFound, "not_found", $"no task '{(id.Length > 100 ? id[..100] + "..." : id)}' for this API key's tenant")
                     : Results.Json(TaskJson(view));
             }
+            catch (Exception ex) when (ApiTaskStore.IsPoolExhausted(ex) && !context.RequestAborted.IsCancellationRequested)
+            {
+                return Busy(context);
+            }
             catch (Exception ex) when (ApiTaskStore.IsUnavailable(ex) && !context.RequestAborted.IsCancellationRequested)
             {
                 _server.Gate.MarkUnavailable($"{ex.GetType().Name}: {ex.Message}");
@@ -238,6 +269,15 @@ internal sealed class ApiEndpoints
         }
         context.Response.Headers.RetryAfter = RetryAfterSeconds;
         return Error(StatusCodes.Status503ServiceUnavailable, "database_unavailable", "the platform database is unreachable and the task is not in this node's submission buffer; retry later");
+    }
+
+    /// <summary>Every connection of the API's own pool is in use: 503 + Retry-After. Not an outage: the gate stays open, nothing is buffered.</summary>
+    private IResult Busy(HttpContext context)
+    {
+        _server.Metrics.PoolExhausted();
+        context.Response.Headers.RetryAfter = RetryAfterSeconds;
+        return Error(StatusCodes.Status503ServiceUnavailable, "database_busy",
+            $"every connection of the API's database pool ({_server.Settings.MaxPoolSize}) is in use; nothing was accepted, retry later");
     }
 
     private static IResult Error(int status, string error, string reason) => Results.Json(new { error, reason }, statusCode: status);

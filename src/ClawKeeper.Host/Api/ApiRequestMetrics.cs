@@ -1,61 +1,63 @@
+using System.Globalization;
 using Akka.Actor;
 using Akka.Actor.Setup;
+using ClawKeeper.Host.Ops;
+using Prometheus;
 
 namespace ClawKeeper.Host.Api;
 
-/// <summary>One route and status as counted by <see cref="ApiRequestMetrics"/>.</summary>
-public sealed record ApiRequestCount(string Route, int Status, long Count);
-
-/// <summary>A snapshot of the API's request metrics for <c>/metrics</c>.</summary>
-/// <param name="DurationSumSeconds">Sum of all request durations since start (per route).</param>
-/// <param name="RecentAverageSeconds">Mean duration of the requests of the last <see cref="ApiRequestMetrics.RecentWindow"/>; NaN when none.</param>
-public sealed record ApiRequestSnapshot(
-    IReadOnlyList<ApiRequestCount> Counts,
-    IReadOnlyDictionary<string, (long Count, double DurationSumSeconds)> Durations,
-    double RecentAverageSeconds,
-    int RecentSamples);
-
 /// <summary>
-/// Durations and status counts of the requests the API served (each request is timed from the
-/// first middleware to the end of its response). Thread-safe; cheap enough for every request.
+/// The requests the API served, on the node's <see cref="NodeMetrics"/>: a histogram of durations by
+/// route template and status class (each request is timed from the first middleware to the end of its
+/// response) and a counter by route and exact status. Thread-safe; cheap enough for every request.
 /// </summary>
 public sealed class ApiRequestMetrics
 {
-    public static readonly TimeSpan RecentWindow = TimeSpan.FromMinutes(5);
-    private const int MaxRecent = 8192;
+    /// <summary>Upper bounds (seconds) of the request-duration buckets: 5 ms to 10 s.</summary>
+    public static readonly double[] DurationBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-    private readonly object _lock = new();
-    private readonly Dictionary<(string Route, int Status), long> _counts = new();
-    private readonly Dictionary<string, (long Count, double Sum)> _durations = new(StringComparer.Ordinal);
-    private readonly Queue<(long AtTicks, double Seconds)> _recent = new();
+    private readonly Histogram _duration;
+    private readonly Counter _requests;
+    private readonly Counter _addressLimited;
+    private readonly Counter _poolExhausted;
 
-    public void Record(string route, int status, TimeSpan duration, DateTimeOffset now)
+    public ApiRequestMetrics(NodeMetrics? node = null)
     {
-        lock (_lock)
-        {
-            _counts[(route, status)] = _counts.GetValueOrDefault((route, status)) + 1;
-            var (count, sum) = _durations.GetValueOrDefault(route);
-            _durations[route] = (count + 1, sum + duration.TotalSeconds);
-            _recent.Enqueue((now.UtcTicks, duration.TotalSeconds));
-            while (_recent.Count > MaxRecent) _recent.Dequeue();
-        }
+        Node = node ?? new NodeMetrics();
+        _duration = Node.Factory.CreateHistogram("clawkeeper_api_request_duration_seconds",
+            "Time the API hosted by this node took to answer, by route template and status class (2xx, 4xx, 5xx).",
+            ["route", "status_class"], new HistogramConfiguration { Buckets = DurationBuckets });
+        _requests = Node.Factory.CreateCounter("clawkeeper_api_requests_total",
+            "Requests the API hosted by this node answered since it started, by route template and HTTP status.", ["route", "status"]);
+        _addressLimited = Node.Factory.CreateCounter("clawkeeper_api_address_limited_total",
+            "Requests the API refused (429) by the per-address limit before looking their key up.");
+        _poolExhausted = Node.Factory.CreateCounter("clawkeeper_api_database_pool_exhausted_total",
+            "Requests the API answered 503 because every connection of its own database pool was in use.");
     }
 
-    public ApiRequestSnapshot Snapshot(DateTimeOffset now)
+    /// <summary>The registry these metrics live on (the node's <c>/metrics</c>).</summary>
+    public NodeMetrics Node { get; }
+
+    /// <summary>A request refused by the per-address limit before any key lookup.</summary>
+    public void AddressLimited() => _addressLimited.Inc();
+
+    /// <summary>A request that found every connection of the API's pool in use (503).</summary>
+    public void PoolExhausted() => _poolExhausted.Inc();
+
+    /// <summary>Exports <paramref name="lookups"/> (read at each scrape) as <c>clawkeeper_api_key_lookups_total</c>.</summary>
+    public void TrackKeyLookups(Func<long> lookups)
     {
-        lock (_lock)
-        {
-            var from = (now - RecentWindow).UtcTicks;
-            while (_recent.Count > 0 && _recent.Peek().AtTicks < from) _recent.Dequeue();
-            var recent = _recent.Count;
-            return new ApiRequestSnapshot(
-                _counts.OrderBy(c => c.Key.Route, StringComparer.Ordinal).ThenBy(c => c.Key.Status)
-                    .Select(c => new ApiRequestCount(c.Key.Route, c.Key.Status, c.Value)).ToList(),
-                _durations.ToDictionary(d => d.Key, d => (d.Value.Count, d.Value.Sum), StringComparer.Ordinal),
-                recent == 0 ? double.NaN : _recent.Average(r => r.Seconds),
-                recent);
-        }
+        var counter = Node.Factory.CreateCounter("clawkeeper_api_key_lookups_total", "API key lookups the API sent to the database.");
+        Node.Registry.AddBeforeCollectCallback(() => counter.IncTo(lookups()));
     }
+
+    public void Record(string route, int status, TimeSpan duration)
+    {
+        _duration.WithLabels(route, StatusClass(status)).Observe(duration.TotalSeconds);
+        _requests.WithLabels(route, status.ToString(CultureInfo.InvariantCulture)).Inc();
+    }
+
+    public static string StatusClass(int status) => status is >= 100 and <= 599 ? $"{status / 100}xx" : "other";
 }
 
 /// <summary>Carries the node's <see cref="ApiRequestMetrics"/> to the ops surface through the ActorSystem's setup.</summary>

@@ -35,8 +35,12 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
     private int _disposed;
     private bool _lifecycleDisposed;
 
-    public ApiServer(ApiSettings settings, NpgsqlDataSource platform, string applicationRole, ApiRequestMetrics? metrics = null)
+    /// <param name="ownsDataSource">True: <paramref name="platform"/> is the API's own pool (<see cref="CreateDataSource"/>), disposed with the server.</param>
+    /// <param name="warmUpClient">The client the warm-up goes through: the node's own (the one <c>api_server_responding</c> uses), so the
+    /// check's first request finds its handler and a kept-alive connection warm; null = a private client.</param>
+    public ApiServer(ApiSettings settings, NpgsqlDataSource platform, string applicationRole, ApiRequestMetrics? metrics = null, bool ownsDataSource = false, HttpClient? warmUpClient = null)
     {
+        _warmUpClient = warmUpClient ?? SelfProbe;
         Settings = settings;
         Gate = new DatabaseGate();
         Keys = new ApiKeyStore(platform, settings.CommandTimeout);
@@ -53,8 +57,41 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
         Authenticator = new ApiAuthenticator(Keys, Gate, settings.KeyCacheTtl);
         Flusher = new SubmissionFlusher(Buffer, Tasks, platform, Gate, settings);
         Metrics = metrics ?? new ApiRequestMetrics();
+        Metrics.TrackKeyLookups(() => Keys.Lookups);
+        RefusalEvents = RefusalEventThrottle.For(Keys, settings.RefusalEventWindow);
+        AddressLimiter = PartitionedRateLimiter.Create<string, string>(address => RateLimitPartition.GetFixedWindowLimiter(address, _ => new FixedWindowRateLimiterOptions
+        {
+            PermitLimit = settings.AddressPermits,
+            Window = settings.RateWindow,
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        }));
+        _ownedDataSource = ownsDataSource ? platform : null;
         Endpoints = new ApiEndpoints(this);
     }
+
+    private readonly NpgsqlDataSource? _ownedDataSource;
+
+    /// <summary>
+    /// The API's own pool to the platform database (<c>clawkeeper.api.database.max-pool-size</c>, waits at most
+    /// <c>pool-timeout</c> for a connection), apart from the pool of the heartbeat and the fleet, so a flood of
+    /// API requests cannot take their connections. The connection string is the node's platform connection.
+    /// </summary>
+    public static NpgsqlDataSource CreateDataSource(string connectionString, ApiSettings settings)
+    {
+        var builder = new NpgsqlDataSourceBuilder(connectionString);
+        builder.ConnectionStringBuilder.MaxPoolSize = settings.MaxPoolSize;
+        builder.ConnectionStringBuilder.MinPoolSize = Math.Min(builder.ConnectionStringBuilder.MinPoolSize, settings.MaxPoolSize);
+        builder.ConnectionStringBuilder.Timeout = (int)Math.Ceiling(settings.PoolTimeout.TotalSeconds);
+        builder.ConnectionStringBuilder.ApplicationName ??= "clawkeeper-api";
+        return builder.Build();
+    }
+
+    /// <summary>Refused requests, counted and written to <c>security_events</c> once per source and reason per window.</summary>
+    public RefusalEventThrottle RefusalEvents { get; }
+
+    /// <summary>The per-address limit that runs before any key lookup.</summary>
+    public PartitionedRateLimiter<string> AddressLimiter { get; }
 
     public ApiSettings Settings { get; }
     public DatabaseGate Gate { get; }
@@ -89,6 +126,7 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
             if (!_flusherStarted)
             {
                 Flusher.Start();
+                RefusalEvents.Start();
                 _flusherStarted = true;
             }
             if (_app is null)
@@ -200,6 +238,7 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
             _lifecycle.Release();
         }
         await Flusher.DisposeAsync().ConfigureAwait(false);
+        await RefusalEvents.DisposeAsync().ConfigureAwait(false);
     }
 
     private async Task StartListenerLockedAsync(CancellationToken ct)
@@ -221,6 +260,51 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
         var host = Settings.BindAddress.Equals(IPAddress.Any) ? "127.0.0.1" : Settings.BindAddress.Equals(IPAddress.IPv6Any) ? "[::1]" : address.Host;
         Volatile.Write(ref _baseUrl, new UriBuilder(address.Scheme, host, address.Port, "/").Uri);
         Log.Information("ClawKeeper API listening on {Url}", _baseUrl);
+        await WarmUpAsync(_baseUrl, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Marks this process's own warm-up requests (a fresh secret per process, so no caller can hide a request from the metrics).</summary>
+    internal const string WarmUpHeader = "X-ClawKeeper-Warm-Up";
+
+    private readonly HttpClient _warmUpClient;
+    private readonly string _warmUpToken = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+
+    /// <summary>True for a request of <see cref="WarmUpAsync"/>: served through the whole pipeline, but not counted in the request metrics.</summary>
+    internal bool IsWarmUp(HttpContext context) =>
+        context.Request.Headers.TryGetValue(WarmUpHeader, out var token) && token.Count == 1
+        && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+            System.Text.Encoding.ASCII.GetBytes(token.ToString()), System.Text.Encoding.ASCII.GetBytes(_warmUpToken));
+
+    /// <summary>
+    /// The first answer of a cold listener takes 200–500 ms (JIT of Kestrel, the middleware, routing, JSON and the
+    /// client's handler), against the 100 ms of <c>api_server_responding</c>: a healthy node's first heartbeat would
+    /// fail. A few <c>GET /health</c> through the real listener and pipeline before the node's first heartbeat pay
+    /// that cost; they are marked, so the request metrics do not count them (and no heartbeat ran: uptime is untouched).
+    /// Best effort: a warm-up that fails is logged and start-up goes on.
+    /// </summary>
+    private async Task WarmUpAsync(Uri baseUrl, CancellationToken ct)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        var durations = new List<long>();
+        // Bounded: a listener that does not answer must not hold the node's start for long (a loaded machine takes seconds).
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        budget.CancelAfter(TimeSpan.FromSeconds(20));
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                var one = Stopwatch.StartNew();
+                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUrl, "health"));
+                request.Headers.Add(WarmUpHeader, _warmUpToken);
+                using var response = await _warmUpClient.SendAsync(request, budget.Token).ConfigureAwait(false);
+                durations.Add(one.ElapsedMilliseconds);
+            }
+            Log.Information("API warmed up in {ElapsedMs} ms (GET /health took {Durations} ms)", stopwatch.ElapsedMilliseconds, string.Join(", ", durations));
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            Log.Warning("API warm-up did not complete ({Error}); the first heartbeat may find it slow", ex.Message);
+        }
     }
 
     private async Task StopListenerLockedAsync()
@@ -279,6 +363,7 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
         });
         var app = builder.Build();
         app.Use(Endpoints.MeasureAsync);
+        app.Use(Endpoints.PreAuthLimitAsync);
         app.Use(Endpoints.AuthenticateAsync);
         app.UseRateLimiter();
         app.Use(Endpoints.RequireCallerAsync);
@@ -291,6 +376,8 @@ public sealed class ApiServer : IApiServerControl, IRateLimitProbeSource, IHoste
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await StopAsync().ConfigureAwait(false);
         Buffer.Dispose();
+        AddressLimiter.Dispose();
+        if (_ownedDataSource is not null) await _ownedDataSource.DisposeAsync().ConfigureAwait(false);
         Volatile.Write(ref _lifecycleDisposed, true);
         _lifecycle.Dispose();
     }

@@ -22,6 +22,10 @@ namespace ClawKeeper.Host.Api;
 /// <param name="ReconnectMinBackoff">First delay of the flusher's reconnect backoff (doubles, with jitter) while the database is down.</param>
 /// <param name="ReconnectMaxBackoff">Largest delay of that backoff.</param>
 /// <param name="MaxBodyBytes">Largest request body accepted (413 beyond).</param>
+/// <param name="AddressPermits">Requests one remote address may make per <paramref name="RateWindow"/> before any key is looked up (keys validated recently and the heartbeat's probe are not counted): bounds the key lookups a flood of random keys causes.</param>
+/// <param name="RefusalEventWindow">Refused requests are recorded in <c>security_events</c> once per source and reason per window, with their count.</param>
+/// <param name="MaxPoolSize">Most connections the API's own pool opens to the platform database (the heartbeat and the fleet use another pool).</param>
+/// <param name="PoolTimeout">How long a request waits for a connection of that pool; then 503 with Retry-After (the database is not considered down).</param>
 public sealed record ApiSettings(
     bool Enabled,
     string Hostname,
@@ -35,8 +39,18 @@ public sealed record ApiSettings(
     TimeSpan CommandTimeout,
     TimeSpan ReconnectMinBackoff,
     TimeSpan ReconnectMaxBackoff,
-    int MaxBodyBytes)
+    int MaxBodyBytes,
+    int AddressPermits = 600,
+    TimeSpan RefusalEventWindow = default,
+    int MaxPoolSize = 20,
+    TimeSpan PoolTimeout = default)
 {
+    /// <summary>The window, 60 s when unset.</summary>
+    public TimeSpan RefusalEventWindow { get; init; } = RefusalEventWindow == default ? TimeSpan.FromSeconds(60) : RefusalEventWindow;
+
+    /// <summary>The pool wait, 3 s when unset.</summary>
+    public TimeSpan PoolTimeout { get; init; } = PoolTimeout == default ? TimeSpan.FromSeconds(3) : PoolTimeout;
+
     public const string DefaultPrefix = "clawkeeper.api";
 
     public static readonly ApiSettings Defaults = new(
@@ -95,7 +109,11 @@ public sealed record ApiSettings(
             CommandTimeout: r.Duration($"{prefix}.database.command-timeout", d.CommandTimeout, min: TimeSpan.FromSeconds(1), max: TimeSpan.FromMinutes(5)),
             ReconnectMinBackoff: minBackoff,
             ReconnectMaxBackoff: maxBackoff,
-            MaxBodyBytes: r.Int($"{prefix}.max-body-bytes", d.MaxBodyBytes, 1024, 16 * 1024 * 1024));
+            MaxBodyBytes: r.Int($"{prefix}.max-body-bytes", d.MaxBodyBytes, 1024, 16 * 1024 * 1024),
+            AddressPermits: r.Int($"{prefix}.rate-limit.address-permits", d.AddressPermits, 1, 1_000_000),
+            RefusalEventWindow: r.Duration($"{prefix}.refusal-events.window", d.RefusalEventWindow, min: TimeSpan.FromSeconds(1), max: TimeSpan.FromHours(1)),
+            MaxPoolSize: r.Int($"{prefix}.database.max-pool-size", d.MaxPoolSize, 1, 1000),
+            PoolTimeout: r.Duration($"{prefix}.database.pool-timeout", d.PoolTimeout, min: TimeSpan.FromSeconds(1), max: TimeSpan.FromMinutes(1)));
     }
 
     /// <summary>Reads <c>clawkeeper.api</c>; throws <see cref="InvalidSettingsException"/> naming every bad key.</summary>

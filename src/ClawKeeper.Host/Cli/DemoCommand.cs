@@ -60,8 +60,7 @@ public static class DemoCommand
                     demoKey = await ClawKeeper.Platform.Api.ApiKeyIssuer.IssueAsync(keys, $"key-{demoTenant}-demo-{DateTime.UtcNow:yyyyMMddHHmmss}", demoTenant,
                         "demo key (printed by clawkeeper demo)", DateTimeOffset.UtcNow.AddDays(30), cancellationToken);
                 var envFile = Path.Combine(workDirectory, "demo.env");
-                await File.WriteAllTextAsync(envFile, $"{ConfigurationLoader.PlatformDbVariable}='{platform}'\n", cancellationToken);
-                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(envFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                await WritePrivateFileAsync(envFile, $"{ConfigurationLoader.PlatformDbVariable}='{platform}'\n", cancellationToken);
 
                 await using var sandbox = await DemoProviderSandbox.StartAsync(cancellationToken);
                 var overrides = new Dictionary<string, string>(sandbox.Overrides())
@@ -119,5 +118,19 @@ public static class DemoCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="text"/> to a file CREATED with mode 600 (never readable by others, not even
+    /// between creation and a chmod); a file already there is removed first so its old mode does not carry over.
+    /// </summary>
+    public static async Task WritePrivateFileAsync(string path, string text, CancellationToken cancellationToken)
+    {
+        File.Delete(path);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        await using var stream = new FileStream(path, options);
+        await using var writer = new StreamWriter(stream);
+        await writer.WriteAsync(text.AsMemory(), cancellationToken);
     }
 }

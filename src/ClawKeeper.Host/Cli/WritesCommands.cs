@@ -31,9 +31,10 @@ public static class WritesCommands
         var force = new Option<bool>("--force") { Description = "Lift even though the integrity failure is still present (e.g. to let a repair write); the next heartbeat blocks again while it persists" };
         var tokenFile = new Option<FileInfo?>("--token-file") { Description = $"File holding the super_admin token (default: ${SuperAdminCredential.TokenVariable})" };
         var operatorName = new Option<string?>("--operator") { Description = "Who lifts the block (default: the OS user)" };
+        var adminDbFile = new Option<FileInfo?>("--admin-db-file") { Description = $"File holding super_admin's own database connection string, used for the lift only (default: ${WriteUnblock.AdminVariable}; the monitoring role cannot lift)" };
         var unblock = new Command("unblock", "Lift the write block (super_admin credential required; refused while the integrity failure persists unless --force).")
         {
-            reason, force, tokenFile, operatorName,
+            reason, force, tokenFile, operatorName, adminDbFile,
         };
         unblock.SetAction(async (parse, cancellationToken) =>
         {
@@ -55,8 +56,39 @@ public static class WritesCommands
 
             // One implementation with POST /writes/unblock on the ops port.
             var liftedBy = "super_admin:" + (parse.GetValue(operatorName) ?? Environment.UserName);
+            string? adminConnection;
+            if (parse.GetValue(adminDbFile) is { } file)
+            {
+                try
+                {
+                    adminConnection = (await File.ReadAllTextAsync(file.FullName, cancellationToken)).Trim();
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Console.Error.WriteLine($"error: --admin-db-file: cannot read {file.FullName}: {e.Message}");
+                    return ExitCodes.UsageOrConfiguration;
+                }
+                if (adminConnection.Length == 0)
+                {
+                    Console.Error.WriteLine($"error: --admin-db-file: {file.FullName} is empty (it must hold super_admin's database connection string)");
+                    return ExitCodes.UsageOrConfiguration;
+                }
+            }
+            else adminConnection = WriteUnblock.AdminConnectionStringFromEnvironment();
+            NpgsqlDataSource? admin;
+            try
+            {
+                admin = adminConnection is null ? null : NpgsqlDataSource.Create(adminConnection);
+            }
+            catch (ArgumentException)
+            {
+                // Never echo the value: it holds a password.
+                Console.Error.WriteLine($"error: {(parse.GetValue(adminDbFile) is null ? WriteUnblock.AdminVariable : "--admin-db-file")}: not a valid PostgreSQL connection string");
+                return ExitCodes.UsageOrConfiguration;
+            }
+            await using var adminSource = admin;
             // The heartbeat's verified positions come from its journal (the node's and check --once's supervisors).
-            var outcome = await new WriteUnblock(platform, settings.DataIntegrity, ct => Node.JournalAnchors.ReadAsync(config, settings, ct))
+            var outcome = await new WriteUnblock(platform, settings.DataIntegrity, admin, ct => Node.JournalAnchors.ReadAsync(config, settings, ct))
                 .LiftAsync(liftedBy, why, parse.GetValue(force), cancellationToken);
             switch (outcome.Result)
             {
@@ -66,6 +98,9 @@ public static class WritesCommands
                 case UnblockResult.NothingOpen:
                     Console.Out.WriteLine("No write block was open (lifted concurrently?).");
                     return ExitCodes.ChecksFailed;
+                case UnblockResult.NotPermitted:
+                    Console.Error.WriteLine("refused: " + WriteUnblock.NotPermittedProblem(admin is not null));
+                    return ExitCodes.UsageOrConfiguration;
                 case UnblockResult.StillFailing:
                     Console.Error.WriteLine($"refused: the integrity failure is still present, write block #{outcome.Block!.Id} stays:");
                     foreach (var check in outcome.Failing) Console.Error.WriteLine($"  {check.Check} ({check.Status.ToWire()}): {check.Observed}: {check.Detail}");

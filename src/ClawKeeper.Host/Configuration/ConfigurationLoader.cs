@@ -90,9 +90,13 @@ public static class ConfigurationLoader
     {
         if (!File.Exists(path))
             throw new ConfigurationProblemException($"{description}: file not found ({path})");
+        var text = File.ReadAllText(path);
+        // Akka's parser accepts an unclosed '{' or a stray token and the process would run on defaults: check the shape first.
+        if (HoconStructure.Check(text) is { } error)
+            throw new ConfigurationProblemException($"{description}: not valid HOCON at {path}:{error.Line}:{error.Column} (line {error.Line}, column {error.Column}): {error.Problem}");
         try
         {
-            return ConfigurationFactory.ParseString(File.ReadAllText(path));
+            return ConfigurationFactory.ParseString(text);
         }
         catch (Exception ex)
         {

@@ -42,7 +42,10 @@ public static class ClawKeeperNode
         if (api is { Enabled: true })
         {
             // Registered before Akka: the API listens (or the node fails to start) before the first heartbeat.
-            builder.Services.AddSingleton(services => new ApiServer(api, services.GetRequiredService<NpgsqlDataSource>(), settings.SecurityPosture.ApplicationRole));
+            // The API has its own bounded pool: a flood of requests cannot starve the heartbeat's and the fleet's connections.
+            // Warmed up through the node's HttpClient before the first heartbeat: that heartbeat's api_server_responding finds it warm.
+            builder.Services.AddSingleton(services => new ApiServer(api, ApiServer.CreateDataSource(settings.PlatformConnectionString, api),
+                settings.SecurityPosture.ApplicationRole, ownsDataSource: true, warmUpClient: services.GetRequiredService<HttpClient>()));
             builder.Services.AddHostedService(services => services.GetRequiredService<ApiServer>());
         }
 

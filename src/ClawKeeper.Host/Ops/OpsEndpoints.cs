@@ -53,6 +53,10 @@ public sealed class OpsEndpoints
     private readonly Npgsql.NpgsqlDataSource _platform;
     private readonly OpsWriteSettings _writes;
 
+    // super_admin's own connection for lifting a block (CLAWKEEPER_ADMIN_DB); the node's own connection is the monitoring role.
+    private readonly Lazy<Npgsql.NpgsqlDataSource?> _admin = new(() =>
+        WriteUnblock.AdminConnectionStringFromEnvironment() is { } admin ? Npgsql.NpgsqlDataSource.Create(admin) : null);
+
     public OpsEndpoints(ActorSystem system, OpsSettings settings, Npgsql.NpgsqlDataSource platform, OpsWriteSettings? writes = null)
     {
         _system = system;
@@ -64,6 +68,7 @@ public sealed class OpsEndpoints
         _heartbeat = new HeartbeatAccess(system, settings.AskTimeout);
         _authorization = new OpsAuthorization(settings.TokenSha256);
         _log = Logging.GetLogger(system, "ClawKeeper.Ops");
+        Metrics = CreateMetrics();
     }
 
     public sealed record Route(string Method, string Path, Func<OpsRequest, CancellationToken, Task<OpsResponse>> Handler);
@@ -211,13 +216,43 @@ public sealed class OpsEndpoints
         return (0, $"limit must be a whole number from 1 to {OpsQueries.MaxHistory}; got '{shown}'");
     }
 
-    public async Task<OpsResponse> MetricsAsync(OpsRequest request, CancellationToken cancellationToken)
+    /// <summary>This node's metrics (<see cref="OpsMetrics.WriteAsync"/> is the seam any HTTP server can call).</summary>
+    public OpsMetrics Metrics { get; }
+
+    public async Task<OpsResponse> MetricsAsync(OpsRequest request, CancellationToken cancellationToken) =>
+        new(200, OpsResponse.PrometheusType, await Metrics.RenderAsync(cancellationToken).ConfigureAwait(false));
+
+    private OpsMetrics CreateMetrics()
     {
-        var view = await _heartbeat.ViewAsync(_queries, cancellationToken).ConfigureAwait(false);
-        var platform = await PlatformAsync(history: false, cancellationToken).ConfigureAwait(false);
-        var text = OpsMetrics.Render(new MetricsInput(view, DateTimeOffset.UtcNow, platform.Uptime, platform.Api, platform.Tasks,
-            platform.TenantDays, platform.Visibility, platform.Error, Api.ApiMetricsSetup.Of(_system)?.Snapshot(DateTimeOffset.UtcNow)));
-        return new OpsResponse(200, OpsResponse.PrometheusType, text);
+        var node = Api.ApiMetricsSetup.Of(_system)?.Node ?? new NodeMetrics();
+        try
+        {
+            _system.ActorOf(Props.Create(() => new HeartbeatRoundMetrics(node)), "heartbeat-round-metrics");
+        }
+        catch (InvalidActorNameException)
+        {
+            // The routes were built again on this node: its listener already observes the rounds.
+        }
+        return new OpsMetrics(node,
+            ct => OpsMetrics.HostsSupervisorAsync(_system, _heartbeat.Supervisor, ct),
+            ct => _heartbeat.ViewAsync(_queries, ct),
+            async (view, ct) =>
+            {
+                try
+                {
+                    var uptime = await _queries.UptimeAsync(ct).ConfigureAwait(false);
+                    var api = await _queries.ApiResponseAsync(ct).ConfigureAwait(false);
+                    var tasks = await _queries.TaskRatesAsync(ct).ConfigureAwait(false);
+                    var tenants = await _queries.TenantTotalsAsync(ct).ConfigureAwait(false);
+                    var visibility = await _queries.WhyNotAllTenantsVisibleAsync(ct).ConfigureAwait(false);
+                    return new MetricsInput(view, DateTimeOffset.UtcNow, uptime, api, tasks, tenants, visibility, null);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    _log.Warning("ops: reading the platform database for /metrics failed: {0}", OpsText.Describe(e));
+                    return new MetricsInput(view, DateTimeOffset.UtcNow, null, null, null, null, null, $"reading the platform database failed: {OpsText.Describe(e)}");
+                }
+            });
     }
 
     public async Task<OpsResponse> StatusPageAsync(OpsRequest request, CancellationToken cancellationToken)
@@ -355,7 +390,7 @@ public sealed class OpsEndpoints
         try
         {
             // The verified positions as the journal holds them (this node's actor system reads it like the singleton does).
-            outcome = await new WriteUnblock(_platform, integrity, ct => Actors.Heartbeat.IntegrityAnchors.ReadAsync(_system, TimeSpan.FromSeconds(30), ct))
+            outcome = await new WriteUnblock(_platform, integrity, _admin.Value, ct => Actors.Heartbeat.IntegrityAnchors.ReadAsync(_system, TimeSpan.FromSeconds(30), ct))
                 .LiftAsync(liftedBy, reason, body.Force, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
@@ -367,6 +402,10 @@ public sealed class OpsEndpoints
         {
             case UnblockResult.NothingOpen:
                 return OpsResponse.Json(409, new { error = "no write block is open: nothing to lift", result = "nothing_open" });
+            case UnblockResult.NotPermitted:
+                _log.Warning("ops: unblock of write block #{0} not possible: this node's database connection may not lift it ({1} is {2})",
+                    outcome.Block!.Id, WriteUnblock.AdminVariable, _admin.Value is null ? "not set" : "set but not permitted");
+                return OpsResponse.Json(503, new { error = WriteUnblock.NotPermittedProblem(_admin.Value is not null), result = "not_permitted" });
             case UnblockResult.StillFailing:
                 _log.Warning("ops: unblock of write block #{0} refused: {1} still failing (requested by {2})",
                     outcome.Block!.Id, string.Join(", ", outcome.Failing.Select(c => c.Check)), liftedBy);

@@ -172,6 +172,24 @@ public sealed class OpsQueries
         return new TaskRates(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
     }
 
+    /// <summary>Cost, tokens and runs per tenant over all of <c>agent_runs</c> (the heartbeat's own rows excluded): the counters of <c>/metrics</c>.</summary>
+    public async Task<IReadOnlyList<TenantTotal>> TenantTotalsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await _platform.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = Command(connection, """
+            select tenant_id, coalesce(sum(cost), 0), coalesce(sum(tokens_used), 0)::bigint, count(*)
+            from agent_runs
+            where agent_id <> 'clawkeeper'
+            group by tenant_id
+            order by tenant_id
+            """);
+        var rows = new List<TenantTotal>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            rows.Add(new TenantTotal(reader.GetString(0), reader.GetDecimal(1), reader.GetInt64(2), reader.GetInt64(3)));
+        return rows;
+    }
+
     /// <summary>Cost and tokens per tenant per UTC day, today and the six days before (the heartbeat's own rows excluded).</summary>
     public async Task<IReadOnlyList<TenantDay>> TenantDaysAsync(CancellationToken cancellationToken)
     {

@@ -17,6 +17,9 @@ public enum UnblockResult
     /// <summary>No block was open (or another super_admin lifted it first).</summary>
     NothingOpen,
 
+    /// <summary>The connection may not lift a block (the monitoring role): super_admin's database connection is needed (<see cref="WriteUnblock.AdminVariable"/>).</summary>
+    NotPermitted,
+
     /// <summary>A data-integrity check still fails (or could not be evaluated) and the lift was not forced: the block stays.</summary>
     StillFailing,
 }
@@ -36,21 +39,42 @@ public sealed record UnblockOutcome(UnblockResult Result, WriteBlockRow? Block, 
 /// </summary>
 public sealed class WriteUnblock
 {
+    /// <summary>
+    /// super_admin's own database connection string (the schema owner, or a role granted EXECUTE on
+    /// <c>lift_write_block</c>), used for the lift only. The nodes and <c>check</c> connect as the
+    /// monitoring role, which may not lift (docs/security.md). Never logged.
+    /// </summary>
+    public const string AdminVariable = "CLAWKEEPER_ADMIN_DB";
+
     private readonly NpgsqlDataSource _platform;
+    private readonly NpgsqlDataSource? _admin;
     private readonly DataIntegritySettings _integrity;
     private readonly Func<CancellationToken, Task<IntegrityWatermarks>>? _anchors;
 
+    /// <param name="platform">Reads the block and re-runs the checks (the monitoring role will do).</param>
+    /// <param name="admin">Lifts the block: super_admin's connection; null = <paramref name="platform"/> (which must then be allowed to lift).</param>
     /// <param name="anchors">
     /// Reads the heartbeat's verified positions (from the journal: <see cref="IntegrityAnchors"/>); the re-run
     /// compares against them like a full verification of the heartbeat does, so a chain rewritten consistently or
     /// truncated after it was verified keeps the block. Null: no positions are known (nothing to compare).
     /// </param>
-    public WriteUnblock(NpgsqlDataSource platform, DataIntegritySettings integrity, Func<CancellationToken, Task<IntegrityWatermarks>>? anchors = null)
+    public WriteUnblock(NpgsqlDataSource platform, DataIntegritySettings integrity, NpgsqlDataSource? admin = null,
+        Func<CancellationToken, Task<IntegrityWatermarks>>? anchors = null)
     {
         _platform = platform;
         _integrity = integrity;
+        _admin = admin;
         _anchors = anchors;
     }
+
+    /// <summary>The admin connection string from <see cref="AdminVariable"/>, or null when unset.</summary>
+    public static string? AdminConnectionStringFromEnvironment() =>
+        Environment.GetEnvironmentVariable(AdminVariable) is { Length: > 0 } value ? value.Trim() : null;
+
+    /// <summary>What to say when the connection used may not lift.</summary>
+    public static string NotPermittedProblem(bool adminGiven) => adminGiven
+        ? $"the connection in {AdminVariable} may not lift a write block (it needs EXECUTE on lift_write_block: the schema owner, super_admin's connection); the block is unchanged"
+        : $"this connection (the monitoring role) may not lift a write block; give super_admin's own database connection in {AdminVariable} (or --admin-db-file); the block is unchanged";
 
     public async Task<UnblockOutcome> LiftAsync(string liftedBy, string reason, bool force, CancellationToken cancellationToken)
     {
@@ -85,7 +109,15 @@ public sealed class WriteUnblock
             return new UnblockOutcome(UnblockResult.StillFailing, open, failing, null, null, null);
 
         var liftReason = failing.Count > 0 ? $"[forced while failing: {string.Join(", ", failing.Select(f => f.Check))}] {reason.Trim()}" : reason.Trim();
-        var lifted = await store.LiftAsync(liftedBy, liftReason, cancellationToken).ConfigureAwait(false);
+        long? lifted;
+        try
+        {
+            lifted = await new WriteBlockStore(_admin ?? _platform).LiftAsync(liftedBy, liftReason, cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+        {
+            return new UnblockOutcome(UnblockResult.NotPermitted, open, failing, null, null, null);
+        }
         return lifted is { } id
             ? new UnblockOutcome(UnblockResult.Lifted, open, failing, id, liftedBy, liftReason)
             : new UnblockOutcome(UnblockResult.NothingOpen, open, failing, null, null, null);

@@ -46,8 +46,14 @@ public sealed class ApiKeyStore
     /// <summary>A short, non-reversible fingerprint of a presented key for events and logs (first 12 hex of its hash).</summary>
     public static string Fingerprint(string key) => "sha256:" + Hash(key)[..12];
 
+    private long _lookups;
+
+    /// <summary>Key lookups sent to the database by this store since it was created (what a flood of random keys costs).</summary>
+    public long Lookups => Interlocked.Read(ref _lookups);
+
     public async Task<ApiKeyRecord?> FindByHashAsync(string keyHash, CancellationToken ct)
     {
+        Interlocked.Increment(ref _lookups);
         await using var command = _dataSource.CreateCommand("""
             SELECT k.id, k.tenant_id, k.key_prefix, k.expires_at, k.revoked_at, t.status
             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
@@ -68,7 +74,7 @@ public sealed class ApiKeyStore
     /// One <c>security_events</c> row of kind <c>unauthorized_access</c> (tenant: the key's when the key is
     /// known, else <c>system</c>). <paramref name="detail"/> must hold no secret.
     /// </summary>
-    public async Task RecordUnauthorizedAccessAsync(string tenantId, string source, IReadOnlyDictionary<string, string?> detail, CancellationToken ct)
+    public async Task RecordUnauthorizedAccessAsync(string tenantId, string source, IReadOnlyDictionary<string, object?> detail, CancellationToken ct)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);

@@ -63,11 +63,18 @@ public sealed class ApiTaskStore
     }
 
     /// <summary>
+    /// Npgsql's "The connection pool has been exhausted" (every connection of the pool in use past its
+    /// Timeout): the database is busy, not down; callers answer 503 and must not treat it as an outage.
+    /// </summary>
+    public static bool IsPoolExhausted(Exception ex) =>
+        ex is NpgsqlException { InnerException: TimeoutException } && ex.Message.StartsWith("The connection pool has been exhausted", StringComparison.Ordinal);
+
+    /// <summary>
     /// True when <paramref name="ex"/> means the database could not be reached or is going away
     /// (connection refused/reset, timeout, shutdown, too many connections) rather than a refusal of
-    /// this statement.
+    /// this statement. A pool that is merely exhausted is not an outage (<see cref="IsPoolExhausted"/>).
     /// </summary>
-    public static bool IsUnavailable(Exception ex) => ex switch
+    public static bool IsUnavailable(Exception ex) => !IsPoolExhausted(ex) && ex switch
     {
         PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal)
                                 || pg.SqlState is "57P01" or "57P02" or "57P03" or "53300" or "53000",

@@ -132,7 +132,9 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
 
         // Unix socket paths are limited to ~107 bytes: keep the socket directory short.
         var socketDirectory = Path.Combine(OperatingSystem.IsWindows() ? Path.GetTempPath() : "/tmp", "ck-pg-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)));
-        Directory.CreateDirectory(socketDirectory);
+        // Private to the server's user (0700, created so): nobody else reaches the socket or the password file in it.
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(socketDirectory);
+        else Directory.CreateDirectory(socketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
         var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
         try
@@ -283,13 +285,14 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
     {
         // The password goes through a file only the server user can read, never a command line.
         var passwordFile = Path.Combine(socketDirectory, "initdb.pw");
-        await File.WriteAllTextAsync(passwordFile, password + "\n", ct);
+        // Created with mode 600 (never readable by others, not even between creation and a chmod).
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        await using (var stream = new FileStream(passwordFile, options))
+        await using (var writer = new StreamWriter(stream))
+            await writer.WriteAsync(password + "\n");
         try
         {
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(passwordFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
 
             if (runAsServiceUser)
             {
@@ -304,7 +307,8 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
                     "-U", SuperuserName,
                     "--pwfile=" + passwordFile,
                     "--auth-host=scram-sha-256",
-                    "--auth-local=trust",
+                    // Password auth on the unix socket too: nobody on the machine gets in without it.
+                    "--auth-local=scram-sha-256",
                     "-E", "UTF8",
                     "--no-locale",
                     "--no-sync",

@@ -46,14 +46,14 @@ public class CheckStatesSpec
         report.Groups.Single(g => g.Group == group).Checks.Single(c => c.Check == check);
 
     [Fact]
-    public void A_problem_is_soft_for_the_first_attempts_then_hard_and_only_then_counted_and_escalated()
+    public void A_problem_is_soft_for_the_first_attempts_then_hard_and_every_failed_round_counts_soft_or_hard()
     {
         var monitor = new Monitor();
         var first = monitor.Full(Queue(CheckStatus.Fail));
         var depth = Check(first, "task_queue", "queue_depth");
         Assert.Equal(("soft", "1/3", false), (depth.State, depth.Attempt, depth.Flapping!.Value));
-        Assert.Equal(HeartbeatStatus.Fail, first.Status); // a soft problem still fails the heartbeat's status...
-        Assert.Equal(0, first.ConsecutiveFailures);        // ...but is not counted
+        Assert.Equal(HeartbeatStatus.Fail, first.Status); // a soft problem fails the heartbeat...
+        Assert.Equal(1, first.ConsecutiveFailures);        // ...and counts (the protocol's rule; was 0 before)
         Assert.Empty(first.Alerts);
         Assert.Equal(new[] { "task_queue/queue_depth" }, monitor.State.Checks.SoftChecks);
         Assert.Equal(("hard", "1/3"), (Check(first, "task_queue", "stuck_tasks").State, Check(first, "task_queue", "stuck_tasks").Attempt));
@@ -63,37 +63,42 @@ public class CheckStatesSpec
         Assert.Equal(first.Id, Check(second, "task_queue", "stuck_tasks").CarriedFrom); // not re-run, carried
         Assert.Null(Check(second, "task_queue", "queue_depth").CarriedFrom);
         Assert.Equal(new[] { "task_queue/queue_depth" }, second.Rechecked);
-        Assert.Equal(0, second.ConsecutiveFailures);
+        Assert.Equal(2, second.ConsecutiveFailures); // a retry round is a heartbeat: it counts (was 0)
+        // escalateAfterFailures is 2 here: the second failed heartbeat escalates, soft or not.
+        Assert.Equal(HeartbeatDecisions.ConsecutiveFailuresDedupKey, Assert.Single(second.Alerts).DedupKey);
 
         var third = monitor.Again(Group("task_queue", ("queue_depth", CheckStatus.Fail)));
         Assert.Equal(("hard", "3/3"), (Check(third, "task_queue", "queue_depth").State, Check(third, "task_queue", "queue_depth").Attempt));
-        Assert.Equal(1, third.ConsecutiveFailures); // confirmed: this cycle counts once
+        Assert.Equal(3, third.ConsecutiveFailures); // every failed heartbeat counts (was 1: once per cycle)
+        Assert.Empty(third.Alerts); // once per streak
         Assert.Empty(monitor.State.Checks.SoftChecks); // hard: back to the normal interval
 
         var next = monitor.Full(Queue(CheckStatus.Fail));
         Assert.Equal(("hard", "3/3"), (Check(next, "task_queue", "queue_depth").State, Check(next, "task_queue", "queue_depth").Attempt));
-        Assert.Equal(2, next.ConsecutiveFailures);
-        Assert.Equal(HeartbeatDecisions.ConsecutiveFailuresDedupKey, Assert.Single(next.Alerts).DedupKey);
+        Assert.Equal(4, next.ConsecutiveFailures);
+        Assert.Empty(next.Alerts);
     }
 
     [Fact]
-    public void A_retry_round_that_confirms_a_second_problem_does_not_count_the_cycle_twice()
+    public void Every_failed_round_counts_once_however_many_problems_it_confirms()
     {
+        // Was: a retry round that confirms a second problem does not count the cycle twice (count 1, 1).
+        // Now each round is a heartbeat and counts once, whatever it confirms.
         var monitor = new Monitor();
-        monitor.Full(Queue(CheckStatus.Fail, CheckStatus.Fail));
-        monitor.Again(Queue(CheckStatus.Fail, CheckStatus.Fail));
+        Assert.Equal(1, monitor.Full(Queue(CheckStatus.Fail, CheckStatus.Fail)).ConsecutiveFailures);
+        Assert.Equal(2, monitor.Again(Queue(CheckStatus.Fail, CheckStatus.Fail)).ConsecutiveFailures);
         var confirmed = monitor.Again(Queue(CheckStatus.Fail, CheckStatus.Fail));
-        Assert.Equal(1, confirmed.ConsecutiveFailures);
+        Assert.Equal(3, confirmed.ConsecutiveFailures);
         var again = monitor.Again(Queue(CheckStatus.Fail, CheckStatus.Fail)); // nothing soft any more, but say a retry ran anyway
-        Assert.Equal(1, again.ConsecutiveFailures);
+        Assert.Equal(4, again.ConsecutiveFailures);
     }
 
     [Fact]
-    public void A_check_that_recovers_while_soft_resets_without_an_alert_or_a_count()
+    public void A_check_that_recovers_while_soft_resets_the_count_without_an_alert()
     {
         var monitor = new Monitor();
-        monitor.Full(Queue(CheckStatus.Error));
-        monitor.Again(Group("task_queue", ("queue_depth", CheckStatus.Error)));
+        Assert.Equal(1, monitor.Full(Queue(CheckStatus.Error)).ConsecutiveFailures);
+        Assert.Equal(2, monitor.Again(Group("task_queue", ("queue_depth", CheckStatus.Error))).ConsecutiveFailures);
         var recovered = monitor.Again(Group("task_queue", ("queue_depth", CheckStatus.Pass)));
         Assert.Equal(HeartbeatStatus.Pass, recovered.Status);
         Assert.Equal(0, recovered.ConsecutiveFailures);
@@ -183,14 +188,15 @@ public class CheckStatesSpec
         // Flip until flapping, with max-attempts 3 nothing is hard yet.
         for (var i = 0; i < 10; i++) monitor.Full(Queue(i % 2 == 0 ? CheckStatus.Fail : CheckStatus.Pass));
         Assert.True(monitor.State.Checks.Checks["task_queue/queue_depth"].Flapping);
-        monitor.Full(Queue(CheckStatus.Fail));
-        monitor.Again(Queue(CheckStatus.Fail));
+        var streak = new List<HeartbeatReport> { monitor.Full(Queue(CheckStatus.Fail)), monitor.Again(Queue(CheckStatus.Fail)) };
         var hard = monitor.Again(Queue(CheckStatus.Fail));
+        streak.Add(hard);
         Assert.Equal("hard", Check(hard, "task_queue", "queue_depth").State);
         Assert.True(Check(hard, "task_queue", "queue_depth").Flapping);
         var next = monitor.Full(Queue(CheckStatus.Fail));
-        Assert.Equal(2, next.ConsecutiveFailures); // the count is state, kept
-        Assert.DoesNotContain(next.Alerts, a => a.DedupKey == HeartbeatDecisions.ConsecutiveFailuresDedupKey); // the alert is held back
+        streak.Add(next);
+        Assert.Equal(4, next.ConsecutiveFailures); // the count is state, kept (every failed round counts: was 2)
+        Assert.DoesNotContain(streak.SelectMany(r => r.Alerts), a => a.DedupKey == HeartbeatDecisions.ConsecutiveFailuresDedupKey); // the alert is held back
     }
 
     [Fact]

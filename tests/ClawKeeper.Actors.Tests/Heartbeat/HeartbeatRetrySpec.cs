@@ -62,14 +62,14 @@ public class HeartbeatRetrySpec : Akka.TestKit.Xunit2.TestKit
     private static CheckResult QueueCheck(HeartbeatReport report) => report.Groups.Single(g => g.Group == "task_queue").Checks.Single();
 
     [Fact]
-    public void A_failing_check_is_re_run_alone_at_the_retry_cadence_until_it_is_hard_then_counted_and_retries_stop()
+    public void A_failing_check_is_re_run_alone_at_the_retry_cadence_until_it_is_hard_each_round_counted_and_then_retries_stop()
     {
         var supervisor = StartSupervisor("retry");
         supervisor.Tell(RunHeartbeatNow.Instance, ActorRefs.NoSender);
         var first = NextReport();
         Assert.Equal(("soft", "1/3"), (QueueCheck(first).State, QueueCheck(first).Attempt));
         Assert.Equal(HeartbeatStatus.Fail, first.Status);
-        Assert.Equal(0, first.ConsecutiveFailures);
+        Assert.Equal(1, first.ConsecutiveFailures); // a failed heartbeat, soft or not (was 0)
         Assert.Null(_healthAsked.ExpectMsg<RunCheckGroup>().Only);
         _queueAsked.ExpectMsg<RunCheckGroup>();
 
@@ -82,11 +82,14 @@ public class HeartbeatRetrySpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(("soft", "2/3"), (QueueCheck(second).State, QueueCheck(second).Attempt));
         Assert.Equal(first.Id, second.Groups.Single(g => g.Group == "system_health").Checks.Single().CarriedFrom);
         Assert.Equal(new[] { "task_queue/task_queue_check" }, second.Rechecked);
+        Assert.Equal(2, second.ConsecutiveFailures); // the retry round is a heartbeat (was 0)...
+        Assert.Contains(second.Alerts, a => a.DedupKey == HeartbeatDecisions.ConsecutiveFailuresDedupKey); // ...and escalates at 2 here
 
         Scheduler.Advance(Settings.RetryPolicy.Interval);
         var third = NextReport();
         Assert.Equal(("hard", "3/3"), (QueueCheck(third).State, QueueCheck(third).Attempt));
-        Assert.Equal(1, third.ConsecutiveFailures);
+        Assert.Equal(3, third.ConsecutiveFailures); // was 1: once per cycle
+        Assert.Empty(third.Alerts); // once per streak
 
         Scheduler.Advance(Settings.RetryPolicy.Interval * 3);
         _completed.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // hard: no more retries until the next heartbeat
@@ -132,7 +135,7 @@ public class HeartbeatRetrySpec : Akka.TestKit.Xunit2.TestKit
         Scheduler.Advance(Settings.RetryPolicy.Interval); // the retry timer is started again on recovery
         var third = NextReport();
         Assert.Equal(("hard", "3/3"), (QueueCheck(third).State, QueueCheck(third).Attempt));
-        Assert.Equal(1, third.ConsecutiveFailures);
+        Assert.Equal(3, third.ConsecutiveFailures); // the count survives the restart too (was 1: only hard problems counted)
     }
 
     [Fact]

@@ -102,6 +102,13 @@ public class ApiNodeSpec
 
             var metrics = await http.GetStringAsync($"http://127.0.0.1:{opsPort}/metrics");
             Assert.Contains("clawkeeper_api_requests_total{route=\"/api/tasks\",status=\"201\"} 1", metrics);
+            // A one-node cluster: this node hosts the heartbeat singleton, so it exports the platform-wide series,
+            // and the rounds it ran are in the histograms.
+            var samples = ClawKeeper.Host.Tests.Ops.PrometheusSamples.Parse(metrics);
+            Assert.Equal(1, samples["clawkeeper_metrics_platform_exporter"]);
+            Assert.True(samples["clawkeeper_heartbeat_last_completed_timestamp_seconds"] > 0);
+            Assert.True(samples["clawkeeper_heartbeat_duration_seconds_count{kind=\"full\"}"] >= 1);
+            Assert.True(samples["clawkeeper_api_request_duration_seconds_count{route=\"/api/tasks\",status_class=\"2xx\"}"] >= 1);
             Assert.DoesNotContain(key, output.ToString());
         }
         finally

@@ -17,7 +17,7 @@ public class ApiServerSpec
         Assert.Equal(200, status);
         Assert.Equal("ok", body.GetProperty("status").GetString());
         Assert.Equal("reachable", body.GetProperty("database").GetString());
-        Assert.Equal(0, await api.SecurityEventsAsync());
+        Assert.Equal(0, await api.FlushedSecurityEventsAsync());
     }
 
     [Theory]
@@ -25,7 +25,7 @@ public class ApiServerSpec
     [InlineData("ck_unknown_key_never_issued_42", "system", "not valid")]
     [InlineData(ApiTestServer.AcmeRevokedKey, "acme", "revoked")]
     [InlineData(ApiTestServer.AcmeExpiredKey, "acme", "expired")]
-    public async Task A_missing_unknown_revoked_or_expired_key_gets_401_and_one_security_event(string? key, string tenant, string reason)
+    public async Task A_missing_unknown_revoked_or_expired_key_gets_401_and_one_security_event_with_its_count(string? key, string tenant, string reason)
     {
         await using var api = await ApiTestServer.StartAsync();
         var (status, body, response) = await api.SubmitAsync(key!, new { orchestrator = "cfo" });
@@ -34,8 +34,11 @@ public class ApiServerSpec
         Assert.Contains(reason, body.GetProperty("reason").GetString());
         Assert.Equal("Bearer", response.Headers.WwwAuthenticate.Single().Scheme);
 
-        var rows = await Sql.RowsAsync(api.Database, "SELECT tenant_id, kind, source, detail::text FROM security_events");
+        Assert.Equal(1, api.Server.RefusalEvents.PendingRefusals);
+        await api.Server.RefusalEvents.FlushAsync(all: true, CancellationToken.None);
+        var rows = await Sql.RowsAsync(api.Database, "SELECT tenant_id, kind, source, detail::text, (detail->>'count')::int FROM security_events");
         var row = Assert.Single(rows);
+        Assert.Equal(1, row[4]);
         Assert.Equal(tenant, row[0]);
         Assert.Equal("unauthorized_access", row[1]);
         Assert.StartsWith("api 127.0.0.1", (string)row[2]!);
@@ -79,7 +82,7 @@ public class ApiServerSpec
         Assert.Equal("assigned", task.GetProperty("status").GetString());
         Assert.Equal(1, task.GetProperty("attempts").GetInt32());
         Assert.Equal(JsonValueKind.Null, task.GetProperty("lastError").ValueKind);
-        Assert.Equal(0, await api.SecurityEventsAsync());
+        Assert.Equal(0, await api.FlushedSecurityEventsAsync());
     }
 
     [Theory]
@@ -141,7 +144,9 @@ public class ApiServerSpec
         for (var i = 0; i < 8; i++)
             statuses.Add((await api.SendAsync(HttpMethod.Get, "api/ping", "ck_flood_" + i)).Status);
         Assert.Equal(new[] { 401, 401, 401, 401, 429, 429, 429, 429 }, statuses);
-        Assert.Equal(4, await api.SecurityEventsAsync());
+        // One row for the source and reason, counting the four refusals.
+        Assert.Equal(1, await api.FlushedSecurityEventsAsync());
+        Assert.Equal(4, await Sql.ScalarAsync<int>(api.Database, "SELECT (detail->>'count')::int FROM security_events"));
     }
 
     [Fact]
@@ -153,7 +158,7 @@ public class ApiServerSpec
         Assert.Equal(403, (await api.SubmitAsync(probe.BearerToken, new { orchestrator = "cfo" })).Status);
         Assert.DoesNotContain(probe.BearerToken, probe.ToString());
         Assert.Equal(0, await api.TasksAsync());
-        Assert.Equal(0, await api.SecurityEventsAsync());
+        Assert.Equal(0, await api.FlushedSecurityEventsAsync());
     }
 
     [Fact]
@@ -186,11 +191,14 @@ public class ApiServerSpec
         await api.SendAsync(HttpMethod.Get, "health", null);
         await api.SendAsync(HttpMethod.Get, "api/ping", ApiTestServer.AcmeKey);
         await api.SendAsync(HttpMethod.Get, "api/ping", null);
-        var snapshot = api.Server.Metrics.Snapshot(DateTimeOffset.UtcNow);
-        Assert.Contains(snapshot.Counts, c => c is { Route: "/health", Status: 200, Count: 1 });
-        Assert.Contains(snapshot.Counts, c => c is { Route: "/api/ping", Status: 200, Count: 1 });
-        Assert.Contains(snapshot.Counts, c => c is { Route: "/api/ping", Status: 401, Count: 1 });
-        Assert.Equal(3, snapshot.RecentSamples);
-        Assert.True(snapshot.RecentAverageSeconds > 0);
+        using var buffer = new MemoryStream();
+        await api.Server.Metrics.Node.ExportAsync(buffer, CancellationToken.None);
+        var samples = ClawKeeper.Host.Tests.Ops.PrometheusSamples.Parse(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+        Assert.Equal(1, samples["clawkeeper_api_requests_total{route=\"/health\",status=\"200\"}"]);
+        Assert.Equal(1, samples["clawkeeper_api_requests_total{route=\"/api/ping\",status=\"200\"}"]);
+        Assert.Equal(1, samples["clawkeeper_api_requests_total{route=\"/api/ping\",status=\"401\"}"]);
+        Assert.Equal(1, samples["clawkeeper_api_request_duration_seconds_count{route=\"/api/ping\",status_class=\"4xx\"}"]);
+        Assert.Equal(2, samples["clawkeeper_api_request_duration_seconds_count{route=\"/health\",status_class=\"2xx\"}"] + samples["clawkeeper_api_request_duration_seconds_count{route=\"/api/ping\",status_class=\"2xx\"}"]);
+        Assert.True(samples["clawkeeper_api_request_duration_seconds_sum{route=\"/api/ping\",status_class=\"2xx\"}"] > 0);
     }
 }

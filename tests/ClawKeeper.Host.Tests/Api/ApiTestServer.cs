@@ -58,7 +58,6 @@ public sealed class ApiTestServer : IAsyncDisposable
         var direct = new NpgsqlConnectionStringBuilder(database);
         var proxy = new OutageProxy(direct.Host!, direct.Port);
         var proxied = new NpgsqlConnectionStringBuilder(database) { Host = "127.0.0.1", Port = proxy.Port, Timeout = 3, CommandTimeout = 5 }.ConnectionString;
-        var platform = NpgsqlDataSource.Create(proxied);
 
         var directory = Path.Combine(Path.GetTempPath(), "ck-api-" + Guid.NewGuid().ToString("N")[..8]);
         var settings = ApiSettings.Defaults with
@@ -71,6 +70,8 @@ public sealed class ApiTestServer : IAsyncDisposable
             RetryAfter = TimeSpan.FromSeconds(7),
         };
         settings = configure?.Invoke(settings) ?? settings;
+        // The API's own bounded pool, as a node builds it.
+        var platform = ApiServer.CreateDataSource(proxied, settings);
         var server = new ApiServer(settings, platform, "clawkeeper_app");
         await server.StartAsync(CancellationToken.None);
         return new ApiTestServer(database, proxy, platform, server, directory);
@@ -96,6 +97,13 @@ public sealed class ApiTestServer : IAsyncDisposable
     public Task<(int Status, JsonElement Body, HttpResponseMessage Response)> SubmitAsync(string key, object body) => SendAsync(HttpMethod.Post, "api/tasks", key, body);
 
     public Task<long> SecurityEventsAsync() => Sql.ScalarAsync<long>(Database, "SELECT count(*) FROM security_events");
+
+    /// <summary>Writes the refusals counted so far (as the window's end would) and returns the rows of security_events.</summary>
+    public async Task<long> FlushedSecurityEventsAsync()
+    {
+        await Server.RefusalEvents.FlushAsync(all: true, CancellationToken.None);
+        return await SecurityEventsAsync();
+    }
 
     public Task<long> TasksAsync() => Sql.ScalarAsync<long>(Database, "SELECT count(*) FROM tasks");
 

@@ -41,6 +41,23 @@ public class UsageAndConfigurationSpec
         AssertNoStackTrace(result);
     }
 
+    [Theory]
+    [InlineData("check", "clawkeeper {\n  heartbeat { interval = 5s }\n", "line 1, column 12", "unclosed '{'")]
+    [InlineData("run", "clawkeeper {\n  heartbeat { interval = 5s }\n}\n}\n", "line 4, column 1", "'}' closes nothing")]
+    [InlineData("check", "clawkeeper.heartbeat.interval = 5s\nstray\n", "line 2, column 6", "after the key 'stray'")]
+    public async Task Malformed_hocon_exits_2_naming_the_file_and_the_position_without_a_stack_trace(string verb, string text, string position, string problem)
+    {
+        var file = Path.Combine(Directory.CreateTempSubdirectory().FullName, "malformed.conf");
+        await File.WriteAllTextAsync(file, text);
+        var args = verb == "check" ? new[] { "check", "--once", "--config", file } : new[] { "run", "--config", file };
+        var result = await ClawKeeperProcess.RunAsync(ClawKeeperProcess.PlatformDb("Host=127.0.0.1;Database=x"), args);
+        Assert.True(result.ExitCode == 2, result.ToString());
+        Assert.Contains(file, result.StandardError);
+        Assert.Contains(position, result.StandardError);
+        Assert.Contains(problem, result.StandardError);
+        AssertNoStackTrace(result);
+    }
+
     [Fact]
     public async Task A_missing_config_file_and_a_missing_platform_database_are_named()
     {

@@ -191,7 +191,6 @@ public class OpsEndpointsSpec
         Assert.Equal(1, series[@"clawkeeper_heartbeat_group_status{group=""system_health"",status=""pass""}"]);
         Assert.Equal(1, series[@"clawkeeper_heartbeat_check_status{group=""task_queue"",check=""error_rate"",status=""fail""}"]);
         Assert.Equal(1, series[@"clawkeeper_heartbeat_check_status{group=""system_health"",check=""api_server_responding"",status=""pass""}"]);
-        Assert.Equal(1.5, series["clawkeeper_heartbeat_duration_seconds"]);
         Assert.Equal(2, series["clawkeeper_heartbeat_consecutive_failures"]);
         Assert.Equal(1, series["clawkeeper_write_block_active"]);
         Assert.Equal(1, series["clawkeeper_incidents_open"]);
@@ -220,29 +219,34 @@ public class OpsEndpointsSpec
         Assert.Equal(failed / (completed + failed), series[@"clawkeeper_task_error_ratio{window=""1h""}"], 9);
         Assert.Equal(completed / (completed + failed), series[@"clawkeeper_task_completion_ratio{window=""1h""}"], 9);
 
-        // Cost and tokens per tenant per day, as the database sums them.
-        var perDay = await Sql.RowsAsync(database, """
-            select tenant_id, to_char((started_at at time zone 'UTC')::date, 'YYYY-MM-DD'), sum(cost)::float8, sum(tokens_used)::float8
-            from agent_runs where agent_id <> 'clawkeeper'
-              and started_at >= (date_trunc('day', now() at time zone 'UTC') - interval '6 days') at time zone 'UTC'
-            group by 1, 2
+        // Cost and tokens per tenant as counters (no day label), as the database sums them.
+        var perTenant = await Sql.RowsAsync(database, """
+            select tenant_id, sum(cost)::float8, sum(tokens_used)::float8, count(*)::float8
+            from agent_runs where agent_id <> 'clawkeeper' group by 1
             """);
-        Assert.NotEmpty(perDay);
-        foreach (var row in perDay)
+        Assert.NotEmpty(perTenant);
+        foreach (var row in perTenant)
         {
-            var labels = $@"{{tenant_id=""{row[0]}"",day=""{row[1]}""}}";
-            Assert.Equal((double)row[2]!, series["clawkeeper_tenant_cost" + labels], 6);
-            Assert.Equal((double)row[3]!, series["clawkeeper_tenant_tokens" + labels]);
+            var labels = $@"{{tenant_id=""{row[0]}""}}";
+            Assert.Equal((double)row[1]!, series["clawkeeper_tenant_cost_total" + labels], 6);
+            Assert.Equal((double)row[2]!, series["clawkeeper_tenant_tokens_total" + labels]);
+            Assert.Equal((double)row[3]!, series["clawkeeper_tenant_agent_runs_total" + labels]);
         }
-        Assert.Contains(perDay, row => (string)row[0]! == "t-acme-bakery" && (double)row[2]! > 0);
+        Assert.Contains(perTenant, row => (string)row[0]! == "t-acme-bakery" && (double)row[1]! > 0);
+        Assert.DoesNotContain(series.Keys, k => k.Contains("day=", StringComparison.Ordinal));
         Assert.Equal(1, series["clawkeeper_platform_all_tenants_visible"]);
+        Assert.Equal(1, series["clawkeeper_metrics_platform_exporter"]);
 
-        // Every family is declared once, before its samples.
-        foreach (var family in new[] { "clawkeeper_uptime_ratio", "clawkeeper_tenant_cost", "clawkeeper_heartbeat_check_status" })
-        {
-            Assert.Single(Regex.Matches(text, $"^# TYPE {family} gauge$", RegexOptions.Multiline));
-            Assert.Single(Regex.Matches(text, $"^# HELP {family} ", RegexOptions.Multiline));
-        }
+        // The dead-man signal: the latest heartbeat's completion time.
+        Assert.Equal(stored[^1].CompletedAt.ToUnixTimeMilliseconds() / 1000.0, series["clawkeeper_heartbeat_last_completed_timestamp_seconds"], 3);
+
+        // prometheus-net's process and runtime collectors; families typed as declared.
+        var families = PrometheusExposition.Parse(text);
+        Assert.Contains(families.Keys, k => k.StartsWith("process_", StringComparison.Ordinal));
+        Assert.Contains(families.Keys, k => k.StartsWith("dotnet_", StringComparison.Ordinal));
+        Assert.Equal("counter", families["clawkeeper_tenant_cost_total"].Type);
+        Assert.Equal("gauge", families["clawkeeper_uptime_ratio"].Type);
+        Assert.Equal("histogram", families["clawkeeper_heartbeat_check_duration_seconds"].Type);
     }
 
     [Fact]
@@ -400,35 +404,6 @@ public class OpsEndpointsSpec
 /// <summary>Parses Prometheus text exposition: every sample line must be <c>name{labels} value</c>.</summary>
 public static class PrometheusSamples
 {
-    private static readonly Regex Sample = new(
-        """^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?<labels>\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (?<value>NaN|[+-]Inf|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)$""");
-
-    private static readonly Regex Comment = new("""^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$""");
-
-    public static IReadOnlyDictionary<string, double> Parse(string text)
-    {
-        Assert.EndsWith("\n", text);
-        var series = new Dictionary<string, double>(StringComparer.Ordinal);
-        foreach (var line in text.TrimEnd('\n').Split('\n'))
-        {
-            if (line.StartsWith('#'))
-            {
-                Assert.Matches(Comment, line);
-                continue;
-            }
-            var match = Sample.Match(line);
-            Assert.True(match.Success, $"not a Prometheus sample line: '{line}'");
-            var key = match.Groups["name"].Value + match.Groups["labels"].Value;
-            var raw = match.Groups["value"].Value;
-            var value = raw switch
-            {
-                "NaN" => double.NaN,
-                "+Inf" => double.PositiveInfinity,
-                "-Inf" => double.NegativeInfinity,
-                _ => double.Parse(raw, NumberStyles.Float, CultureInfo.InvariantCulture),
-            };
-            Assert.True(series.TryAdd(key, value), $"duplicate series {key}");
-        }
-        return series;
-    }
+    /// <summary>Every sample by key, after <see cref="PrometheusExposition.Parse"/> checked the whole exposition.</summary>
+    public static IReadOnlyDictionary<string, double> Parse(string text) => PrometheusExposition.Samples(PrometheusExposition.Parse(text));
 }

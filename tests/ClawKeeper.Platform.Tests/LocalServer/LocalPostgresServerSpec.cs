@@ -21,6 +21,32 @@ public sealed class LocalPostgresServerSpec : IDisposable
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task The_socket_directory_is_private_and_the_socket_wants_the_password_too()
+    {
+        var server = await LocalPostgresServer.StartAsync(Path.Combine(_workDirectory, "data"));
+        try
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(server.SocketDirectory));
+            Assert.Empty(Directory.GetFiles(server.SocketDirectory, "*.pw"));
+
+            var admin = new NpgsqlConnectionStringBuilder(server.AdminConnectionString);
+            var viaSocket = new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Host = server.SocketDirectory, Pooling = false };
+            Assert.Equal(1, await Sql.ScalarAsync<int>(viaSocket.ConnectionString, "SELECT 1"));
+            viaSocket.Password = "wrong";
+            var refused = await Assert.ThrowsAsync<PostgresException>(() => Sql.ScalarAsync<int>(viaSocket.ConnectionString, "SELECT 1"));
+            Assert.Equal(PostgresErrorCodes.InvalidPassword, refused.SqlState);
+            Assert.Equal("scram-sha-256", await Sql.ScalarAsync<string>(server.AdminConnectionString,
+                "SELECT auth_method FROM pg_hba_file_rules WHERE type = 'local' LIMIT 1"));
+            Assert.False(string.IsNullOrEmpty(admin.Password));
+        }
+        finally
+        {
+            await server.StopAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_server_starts_answers_creates_databases_and_stops()
     {
         var dataDirectory = Path.Combine(_workDirectory, "data");

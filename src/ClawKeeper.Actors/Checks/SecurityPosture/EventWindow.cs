@@ -42,7 +42,10 @@ internal static class SecurityEvents
         var groups = new List<SecurityEventGroup>();
         if (window.IsEmpty) return groups;
         await using var command = new NpgsqlCommand("""
-            select coalesce(tenant_id, '(no tenant)'), coalesce(source, '(no source)'), count(*)::bigint, max(occurred_at)
+            select coalesce(tenant_id, '(no tenant)'), coalesce(source, '(no source)'),
+                   -- A throttled row (the API's refusals) stands for detail.count events.
+                   sum(case when jsonb_typeof(detail->'count') = 'number' then greatest((detail->>'count')::bigint, 1) else 1 end)::bigint,
+                   max(occurred_at)
             from security_events
             where kind = @kind and occurred_at > @after and occurred_at <= @up_to
             group by 1, 2
