@@ -96,8 +96,21 @@ public sealed record CheckContext(
     bool FullVerification = true,
     DateTimeOffset? PreviousStartedAt = null)
 {
+    /// <summary>Where the scan starts: nothing in a full verification, the verified positions otherwise.</summary>
     public DataIntegrity.IntegrityWatermarks EffectiveWatermarks =>
         FullVerification || Watermarks is null ? DataIntegrity.IntegrityWatermarks.None : Watermarks;
+
+    /// <summary>
+    /// What was verified before, compared against in every round, full verifications included: a chain
+    /// rewritten consistently or truncated after it was verified fails even a full verification.
+    /// </summary>
+    public DataIntegrity.IntegrityWatermarks Anchors => Watermarks ?? DataIntegrity.IntegrityWatermarks.None;
+
+    /// <summary>
+    /// When the round stops waiting for the checks (the group deadline): a check still running then is
+    /// cancelled, its queries cancelled on the server, instead of running on unobserved.
+    /// </summary>
+    public TimeSpan? Deadline { get; init; }
 }
 
 /// <summary>

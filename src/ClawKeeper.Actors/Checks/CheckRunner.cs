@@ -15,7 +15,10 @@ public static class CheckRunner
     {
         var stopwatch = Stopwatch.StartNew();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(check.Timeout);
+        // The check's own timeout, or the round's deadline when that comes first: past it nobody reads the answer,
+        // so the token cancels the check's queries on the server (Npgsql sends a cancel request) instead of leaving them running.
+        var limit = context.Deadline is { } deadline && deadline < check.Timeout ? deadline : check.Timeout;
+        timeout.CancelAfter(limit);
         CheckOutcome outcome;
         try
         {
@@ -29,12 +32,12 @@ public static class CheckRunner
             else
             {
                 _ = running.ContinueWith(t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
-                outcome = TimedOut(check);
+                outcome = TimedOut(check, limit);
             }
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            outcome = TimedOut(check);
+            outcome = TimedOut(check, limit);
         }
         catch (Exception ex)
         {
@@ -42,13 +45,16 @@ public static class CheckRunner
         }
         return new CheckResult(check.Id, outcome.Status, outcome.Observed, outcome.Threshold, outcome.Detail, stopwatch.ElapsedMilliseconds)
         {
-            Progress = outcome.Status == CheckStatus.Pass ? outcome.Progress : null,
+            // A warn may carry progress too: a round on another database warns and its positions replace the old ones.
+            Progress = outcome.Status is CheckStatus.Pass or CheckStatus.Warn ? outcome.Progress : null,
         };
     }
 
-    private static CheckOutcome TimedOut(IPlatformCheck check) =>
-        new(CheckStatus.Error, $"no answer after {check.Timeout.TotalMilliseconds:0} ms", $"answer within {check.Timeout.TotalMilliseconds:0} ms",
-            $"{check.Id} did not finish within its timeout of {check.Timeout.TotalMilliseconds:0} ms");
+    private static CheckOutcome TimedOut(IPlatformCheck check, TimeSpan limit) =>
+        new(CheckStatus.Error, $"no answer after {limit.TotalMilliseconds:0} ms", $"answer within {limit.TotalMilliseconds:0} ms",
+            limit < check.Timeout
+                ? $"{check.Id} did not finish by the round's deadline ({limit.TotalMilliseconds:0} ms): cancelled, its queries stopped on the server"
+                : $"{check.Id} did not finish within its timeout of {check.Timeout.TotalMilliseconds:0} ms: cancelled, its queries stopped on the server");
 
     private static string FirstLine(string message)
     {

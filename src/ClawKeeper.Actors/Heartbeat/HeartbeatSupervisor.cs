@@ -620,7 +620,9 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
             ? TimeSpan.FromTicks(Math.Max(_options.Heartbeat.GroupTimeout.Ticks, cadence.FullVerificationTimeout.Ticks))
             : _options.Heartbeat.GroupTimeout;
         Timers.StartSingleTimer(DeadlineTimer, new RoundDeadline(id), deadline);
-        _checks.Tell(new RunCheckGroup(new CheckContext(id, now, _state.LastCompletedAt, _state.Watermarks, full, windowStart), only));
+        // The checks stop (their queries cancelled on the server) just before the round stops waiting for them.
+        _checks.Tell(new RunCheckGroup(new CheckContext(id, now, _state.LastCompletedAt, _state.Watermarks, full, windowStart)
+            { Deadline = deadline - TimeSpan.FromTicks(Math.Min(deadline.Ticks / 10, TimeSpan.TicksPerSecond)) }, only));
     }
 
     /// <summary>All groups answered (or the deadline passed): decide, then let the write-block guard act before completing.</summary>

@@ -25,7 +25,7 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
     {
         [typeof(HeartbeatRecorded)] = "heartbeat-recorded.v1",
         [typeof(HeartbeatRunLogged)] = "heartbeat-run-logged.v1",
-        [typeof(IntegrityVerified)] = "integrity-verified.v1",
+        [typeof(IntegrityVerified)] = "integrity-verified.v2",
         [typeof(WriteBlockImposed)] = "write-block-imposed.v1",
         [typeof(WriteBlockApplied)] = "write-block-applied.v1",
         [typeof(WriteBlockLifted)] = "write-block-lifted.v1",
@@ -33,7 +33,7 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
         [typeof(NotificationsQueued)] = "notifications-queued.v1",
         [typeof(NotificationDelivered)] = "notification-delivered.v1",
         [typeof(BreakersObserved)] = "breakers-observed.v1",
-        [typeof(HeartbeatState)] = "heartbeat-state.v1",
+        [typeof(HeartbeatState)] = "heartbeat-state.v2",
         [typeof(RunHeartbeatNow)] = "run-heartbeat-now.v1",
         [typeof(HeartbeatCompleted)] = "heartbeat-completed.v1",
         [typeof(GetHeartbeatState)] = "get-heartbeat-state.v1",
@@ -50,7 +50,21 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
         [typeof(Orchestrators.OrchestratorEscalation)] = "orchestrator-escalation.v1",
     };
 
+    /// <summary>
+    /// Older shapes still read (never written): v1 watermarks had no change horizons and no kept line
+    /// counts; their fields are optional in v2, so a v1 body reads as v2 with them absent (the next
+    /// round then examines every row once and records them).
+    /// </summary>
+    private static readonly IReadOnlyDictionary<string, Type> ReadOnlyManifests = new Dictionary<string, Type>
+    {
+        ["integrity-verified.v1"] = typeof(IntegrityVerified),
+        ["heartbeat-state.v1"] = typeof(HeartbeatState),
+    };
+
     private static readonly IReadOnlyDictionary<string, Type> TypeByManifest = ManifestByType.ToDictionary(kv => kv.Value, kv => kv.Key);
+
+    private static readonly IReadOnlyDictionary<string, Type> ReadableManifests =
+        TypeByManifest.Concat(ReadOnlyManifests).ToDictionary(kv => kv.Key, kv => kv.Value);
 
     public ClawKeeperSerializer(ExtendedActorSystem system) : base(system)
     {
@@ -73,8 +87,8 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
 
     public override object FromBinary(byte[] bytes, string manifest)
     {
-        if (!TypeByManifest.TryGetValue(manifest, out var type))
-            throw new SerializationException($"unknown ClawKeeper manifest '{manifest}' (known: {string.Join(", ", TypeByManifest.Keys)})");
+        if (!ReadableManifests.TryGetValue(manifest, out var type))
+            throw new SerializationException($"unknown ClawKeeper manifest '{manifest}' (known: {string.Join(", ", ReadableManifests.Keys)})");
         return JsonSerializer.Deserialize(bytes, type, Options)
             ?? throw new SerializationException($"'{manifest}' deserialized to null");
     }

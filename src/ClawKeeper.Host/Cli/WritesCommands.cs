@@ -38,7 +38,7 @@ public static class WritesCommands
         };
         unblock.SetAction(async (parse, cancellationToken) =>
         {
-            var (_, settings) = ClawKeeperCli.LoadSettings(parse);
+            var (config, settings) = ClawKeeperCli.LoadSettings(parse);
             var why = parse.GetValue(reason)!.Trim();
             if (why.Length == 0)
             {
@@ -87,7 +87,9 @@ public static class WritesCommands
                 return ExitCodes.UsageOrConfiguration;
             }
             await using var adminSource = admin;
-            var outcome = await new WriteUnblock(platform, settings.DataIntegrity, admin).LiftAsync(liftedBy, why, parse.GetValue(force), cancellationToken);
+            // The heartbeat's verified positions come from its journal (the node's and check --once's supervisors).
+            var outcome = await new WriteUnblock(platform, settings.DataIntegrity, admin, ct => Node.JournalAnchors.ReadAsync(config, settings, ct))
+                .LiftAsync(liftedBy, why, parse.GetValue(force), cancellationToken);
             switch (outcome.Result)
             {
                 case UnblockResult.NothingOpen when outcome.Block is null:

@@ -410,7 +410,9 @@ public sealed partial class OpsEndpoints
         UnblockOutcome outcome;
         try
         {
-            outcome = await new WriteUnblock(_platform, integrity, _admin.Value).LiftAsync(liftedBy, reason, body.Force, cancellationToken).ConfigureAwait(false);
+            // The verified positions as the journal holds them (this node's actor system reads it like the singleton does).
+            outcome = await new WriteUnblock(_platform, integrity, _admin.Value, ct => Actors.Heartbeat.IntegrityAnchors.ReadAsync(_system, TimeSpan.FromSeconds(30), ct))
+                .LiftAsync(liftedBy, reason, body.Force, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
         {

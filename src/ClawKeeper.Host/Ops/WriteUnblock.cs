@@ -1,4 +1,6 @@
 using ClawKeeper.Actors.Checks;
+using ClawKeeper.Actors.Checks.DataIntegrity;
+using ClawKeeper.Actors.Heartbeat;
 using ClawKeeper.Actors.Hosting;
 using ClawKeeper.Actors.Settings;
 using ClawKeeper.Platform.WriteBlocks;
@@ -30,7 +32,7 @@ public sealed record UnblockOutcome(UnblockResult Result, WriteBlockRow? Block, 
 /// <summary>
 /// Lifting the write block, the one implementation behind <c>clawkeeper writes unblock</c> and
 /// <c>POST /writes/unblock</c> (the caller has already checked the super_admin credential): the
-/// four data-integrity checks are re-run in full; while one fails or cannot be evaluated the block
+/// four data-integrity checks are re-run in full, against the heartbeat's verified positions; while one fails or cannot be evaluated the block
 /// stays unless forced (the forced checks are named in the recorded reason); the lift is written
 /// and audited by the database (<c>lift_write_block</c>: <c>lifted_by</c>, <c>lift_reason</c>, the
 /// system tenant's audit chain).
@@ -47,14 +49,22 @@ public sealed class WriteUnblock
     private readonly NpgsqlDataSource _platform;
     private readonly NpgsqlDataSource? _admin;
     private readonly DataIntegritySettings _integrity;
+    private readonly Func<CancellationToken, Task<IntegrityWatermarks>>? _anchors;
 
     /// <param name="platform">Reads the block and re-runs the checks (the monitoring role will do).</param>
     /// <param name="admin">Lifts the block: super_admin's connection; null = <paramref name="platform"/> (which must then be allowed to lift).</param>
-    public WriteUnblock(NpgsqlDataSource platform, DataIntegritySettings integrity, NpgsqlDataSource? admin = null)
+    /// <param name="anchors">
+    /// Reads the heartbeat's verified positions (from the journal: <see cref="IntegrityAnchors"/>); the re-run
+    /// compares against them like a full verification of the heartbeat does, so a chain rewritten consistently or
+    /// truncated after it was verified keeps the block. Null: no positions are known (nothing to compare).
+    /// </param>
+    public WriteUnblock(NpgsqlDataSource platform, DataIntegritySettings integrity, NpgsqlDataSource? admin = null,
+        Func<CancellationToken, Task<IntegrityWatermarks>>? anchors = null)
     {
         _platform = platform;
         _integrity = integrity;
         _admin = admin;
+        _anchors = anchors;
     }
 
     /// <summary>The admin connection string from <see cref="AdminVariable"/>, or null when unset.</summary>
@@ -76,9 +86,25 @@ public sealed class WriteUnblock
             return new UnblockOutcome(UnblockResult.NothingOpen, null, Array.Empty<CheckResult>(), null, null, null);
 
         // The block stays while the failure that caused it is still there (or cannot be ruled out).
-        var context = new CheckContext("writes-unblock", DateTimeOffset.UtcNow, null, null, FullVerification: true);
+        // Against the verified positions too: what a full verification of the heartbeat would find, no less.
+        IntegrityWatermarks? anchors = null;
+        CheckResult? unreadable = null;
+        if (_anchors is not null)
+        {
+            try
+            {
+                anchors = await _anchors(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                unreadable = new CheckResult("audit_log_continuous", CheckStatus.Error, "verified positions not read", "compared against the verified positions",
+                    $"the heartbeat's verified positions could not be read from the journal ({ex.GetBaseException().Message}): a chain rewritten after it was verified cannot be ruled out", 0);
+            }
+        }
+        var context = new CheckContext("writes-unblock", DateTimeOffset.UtcNow, null, anchors, FullVerification: true);
         var results = await CheckRunner.RunAllAsync(HeartbeatComponents.DataIntegrity(_platform, _integrity), context, cancellationToken).ConfigureAwait(false);
         var failing = results.Where(r => r.Status is CheckStatus.Fail or CheckStatus.Error).ToList();
+        if (unreadable is not null) failing.Insert(0, unreadable);
         if (failing.Count > 0 && !force)
             return new UnblockOutcome(UnblockResult.StillFailing, open, failing, null, null, null);
 

@@ -50,7 +50,8 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
             ImmutableDictionary<string, QueuedNotification>.Empty.Add(Queued.Notification.Id, Queued),
             new IntegrityWatermarks(ImmutableDictionary<string, AuditPosition>.Empty.Add("t-1", new AuditPosition(42, new string('a', 64))), 1234, Report.CompletedAt),
             new WriteBlockState(true, "financial_totals_balance: tenant t-1 off by 0.01", new[] { "financial_totals_balance" }, Report.CompletedAt, 7)) },
-        new object[] { new IntegrityVerified(new IntegrityWatermarks(ImmutableDictionary<string, AuditPosition>.Empty.Add("t-2", new AuditPosition(1, new string('b', 64))), 9, null)) },
+        new object[] { new IntegrityVerified(new IntegrityWatermarks(ImmutableDictionary<string, AuditPosition>.Empty.Add("t-2", new AuditPosition(1, new string('b', 64))), 9, null,
+            "7716187746021759722/16384/platform", 4_294_967_800, 812, ImmutableDictionary<string, long>.Empty.Add("t-2", 40))) },
         new object[] { new WriteBlockImposed("audit gap", new[] { "audit_log_continuous" }, Report.StartedAt) },
         new object[] { new WriteBlockApplied(12) },
         new object[] { new IncidentsUpdated(ImmutableDictionary<string, Incident>.Empty.Add(Incident.DedupKey, Incident)) },
@@ -97,7 +98,7 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
         var serializer = Sys.Serialization.FindSerializerFor(message);
         Assert.IsType<ClawKeeperSerializer>(serializer);
         var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
-        Assert.EndsWith(".v1", manifest);
+        Assert.Matches(@"\.v\d+$", manifest);
         var back = Sys.Serialization.Deserialize(serializer.ToBinary(message), serializer.Identifier, manifest);
         Assert.Equal(System.Text.Json.JsonSerializer.Serialize(message, message.GetType()), System.Text.Json.JsonSerializer.Serialize(back, back.GetType()));
     }
@@ -122,6 +123,22 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(3, recorded.Report.ConsecutiveFailures);
         Assert.Equal(CheckStatus.Fail, recorded.Report.Groups[0].Checks[0].Status);
         Assert.Equal(1250, recorded.Report.DurationMs);
+    }
+
+    [Fact]
+    public void V1_watermarks_without_change_horizons_are_read_by_the_v2_shape()
+    {
+        // Frozen bytes of integrity-verified.v1 (before change horizons and kept line counts).
+        const string frozen = """
+            {"watermarks":{"audit":{"t-2":{"seq":17,"hash":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}},"ledgerLineId":9,"lastFullVerificationAt":"2026-11-28T04:00:00+00:00","platformFingerprint":"7716187746021759722/16384/platform"}}
+            """;
+        var serializer = new ClawKeeperSerializer((ExtendedActorSystem)Sys);
+        var verified = Assert.IsType<IntegrityVerified>(serializer.FromBinary(System.Text.Encoding.UTF8.GetBytes(frozen), "integrity-verified.v1"));
+        Assert.Equal(17, verified.Watermarks.Audit["t-2"].Seq);
+        Assert.Equal(9, verified.Watermarks.LedgerLineId);
+        Assert.Null(verified.Watermarks.AuditHorizon); // the next round examines every row once and records one
+        Assert.Null(verified.Watermarks.LedgerLineCounts);
+        Assert.Equal("integrity-verified.v2", serializer.Manifest(verified));
     }
 
     [Fact]

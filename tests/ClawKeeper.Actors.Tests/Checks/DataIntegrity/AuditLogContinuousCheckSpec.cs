@@ -87,6 +87,10 @@ public class AuditLogContinuousCheckSpec
             from audit_log a where a.tenant_id = h.tenant_id and h.tenant_id = $1 and a.seq = $2
             """, Tenant, last - 2);
         Assert.Equal(CheckStatus.Pass, (await Full(platform)).Status); // a fresh full verification cannot know what was there
+        var anchored = await Integrity.RunAsync(new AuditLogContinuousCheck(platform, Integrity.Settings), Integrity.FullAgainst(watermarks));
+        Assert.Equal(CheckStatus.Fail, anchored.Status); // the heartbeat's full verification compares against the verified positions
+        Assert.Contains($"verified up to seq {last} before, now ends at {last - 2}", anchored.Detail);
+        Assert.Null(anchored.Progress); // the positions are not replaced by the truncated chain's
         var incremental = await Integrity.RunAsync(new AuditLogContinuousCheck(platform, Integrity.Settings), Integrity.Incremental(watermarks));
         Assert.Equal(CheckStatus.Fail, incremental.Status);
         Assert.Contains($"verified up to seq {last} before, now ends at {last - 2}", incremental.Detail);
@@ -123,15 +127,18 @@ public class AuditLogContinuousCheckSpec
     }
 
     [Fact]
-    public async Task A_rewrite_behind_the_watermark_is_found_by_the_full_verification()
+    public async Task A_rewrite_behind_the_watermark_is_found_by_the_next_incremental_round_and_by_the_full_verification()
     {
         var (database, platform, _) = await SeededAsync();
         await using var _p = platform;
         var watermarks = await Integrity.VerifiedWatermarksAsync(platform);
         await Integrity.TamperAsync(database, "update audit_log set payload = '{\"amount\": 1}' where tenant_id = $1 and seq = 2", Tenant);
 
+        // Behind the verified position, but written since the last verified round: re-verified from there.
         var incremental = await Integrity.RunAsync(new AuditLogContinuousCheck(platform, Integrity.Settings), Integrity.Incremental(watermarks));
-        Assert.Equal(CheckStatus.Pass, incremental.Status); // by design: behind the verified position, not re-read every round
+        Assert.Equal(CheckStatus.Fail, incremental.Status);
+        Assert.Contains($"tenant {Tenant}: seq 2 modified", incremental.Detail);
+        Assert.Matches($@"changed since the last verified round: tenant {Tenant} seq 2 written by transaction \d+", incremental.Detail);
         var full = await Full(platform);
         Assert.Equal(CheckStatus.Fail, full.Status);
         Assert.Contains($"tenant {Tenant}: seq 2 modified", full.Detail);
@@ -156,6 +163,41 @@ public class AuditLogContinuousCheckSpec
     }
 
     [Fact]
+    public async Task A_chain_rewritten_consistently_after_it_was_verified_fails_a_full_verification_against_the_anchors()
+    {
+        var (database, platform, last) = await SeededAsync();
+        await using var _p = platform;
+        var watermarks = await Integrity.VerifiedWatermarksAsync(platform);
+        // Entry 3 forged and every later entry re-hashed, links and chain head included: consistent in itself.
+        await Integrity.TamperAsync(database, """
+            do $$
+            declare r record; prev text;
+            begin
+                select hash into prev from audit_log where tenant_id = 't-harbor-dental' and seq = 2;
+                for r in select seq from audit_log where tenant_id = 't-harbor-dental' and seq >= 3 order by seq loop
+                    update audit_log a
+                    set actor = case when a.seq = 3 then 'mallory' else a.actor end, prev_hash = prev,
+                        hash = audit_entry_hash(a.tenant_id, a.seq, a.occurred_at, case when a.seq = 3 then 'mallory' else a.actor end,
+                                                a.action, a.entity_type, a.entity_id, a.payload, prev)
+                    where a.tenant_id = 't-harbor-dental' and a.seq = r.seq
+                    returning a.hash into prev;
+                end loop;
+                update audit_chain_heads set last_hash = prev where tenant_id = 't-harbor-dental';
+            end $$;
+            """);
+
+        Assert.Equal(CheckStatus.Pass, (await Full(platform)).Status); // without the anchors nothing tells
+        var anchored = await Integrity.RunAsync(new AuditLogContinuousCheck(platform, Integrity.Settings), Integrity.FullAgainst(watermarks));
+        Assert.Equal(CheckStatus.Fail, anchored.Status);
+        Assert.Contains("(full verification)", anchored.Observed);
+        Assert.Contains($"tenant {Tenant}: seq {last} rewritten after it was verified", anchored.Detail);
+        Assert.Null(anchored.Progress); // positions are replaced only by a round that verified them
+        var incremental = await Integrity.RunAsync(new AuditLogContinuousCheck(platform, Integrity.Settings), Integrity.Incremental(watermarks));
+        Assert.Equal(CheckStatus.Fail, incremental.Status);
+        Assert.Contains($"tenant {Tenant}: seq {last} rewritten after it was verified", incremental.Detail);
+    }
+
+    [Fact]
     public async Task Positions_verified_on_another_database_are_not_held_against_this_one()
     {
         var (_, platformA, _) = await SeededAsync();
@@ -172,8 +214,11 @@ public class AuditLogContinuousCheckSpec
             """);
         await using var platformB = NpgsqlDataSource.Create(databaseB);
         var result = await Integrity.RunAsync(new AuditLogContinuousCheck(platformB, Integrity.Settings), Integrity.Incremental(watermarks));
-        Assert.True(result.Status == CheckStatus.Pass, result.Detail);
+        // Not silently: the round says the positions belong to another database (warn), verifies this one from the beginning,
+        // and its positions replace them.
+        Assert.True(result.Status == CheckStatus.Warn, result.Detail);
         Assert.Contains("(full verification)", result.Observed);
+        Assert.Contains($"the verified positions were recorded on another database ({watermarks.PlatformFingerprint})", result.Detail);
         var next = watermarks.Advance(new[] { result.Progress! }, false, DateTimeOffset.UtcNow);
         Assert.NotEqual(watermarks.PlatformFingerprint, next.PlatformFingerprint);
         Assert.Equal(new[] { "t-harbor-dental" }, next.Audit.Keys); // A's positions were dropped, not merged

@@ -13,6 +13,9 @@ public static class Integrity
 
     public static CheckContext Full => new("heartbeat-test", DateTimeOffset.UtcNow, null, null, FullVerification: true);
 
+    /// <summary>A full verification that knows the verified positions (as the heartbeat, <c>check --once --full</c> and <c>writes unblock</c> run it).</summary>
+    public static CheckContext FullAgainst(IntegrityWatermarks watermarks) => new("heartbeat-test", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(-5), watermarks, FullVerification: true);
+
     public static CheckContext Incremental(IntegrityWatermarks watermarks) => new("heartbeat-test", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(-5), watermarks, FullVerification: false);
 
     public static async Task<CheckResult> RunAsync(IPlatformCheck check, CheckContext context) =>
@@ -25,6 +28,22 @@ public static class Integrity
         foreach (var result in results)
             if (result.Status != CheckStatus.Pass) throw new InvalidOperationException($"{result.Check} did not pass on the clean platform: {result.Observed} {result.Detail}");
         return IntegrityWatermarks.None.Advance(results.Where(r => r.Progress is not null).Select(r => r.Progress!), true, DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>Runs the four checks incrementally and, when all pass, returns the watermarks advanced by them (as the supervisor does).</summary>
+    public static async Task<(IReadOnlyList<CheckResult> Results, IntegrityWatermarks Next)> IncrementalRoundAsync(NpgsqlDataSource platform, IntegrityWatermarks watermarks)
+    {
+        var results = await CheckRunner.RunAllAsync(Hosting.HeartbeatComponents.DataIntegrity(platform, Settings), Incremental(watermarks), CancellationToken.None);
+        return (results, watermarks.Advance(results.Where(r => r.Progress is not null).Select(r => r.Progress!), false, DateTimeOffset.UtcNow));
+    }
+
+    /// <summary>Runs SQL as the application role (row-level security, triggers on), in the tenant's context.</summary>
+    public static async Task AsApplicationAsync(string database, string tenant, string sql, params object?[] parameters)
+    {
+        await using var connection = await Sql.OpenAsync(database);
+        await Sql.ExecuteAsync(connection, "set role clawkeeper_app");
+        await Sql.ExecuteAsync(connection, "select set_config('app.tenant_id', $1, false)", tenant);
+        await Sql.ExecuteAsync(connection, sql, parameters);
     }
 
     /// <summary>Runs SQL with ordinary triggers off (replica mode): how tampering bypasses the append-only guard.</summary>

@@ -40,7 +40,7 @@ public class FinancialTotalsBalanceCheckSpec
             """);
         var incremental = await Run(platform, Integrity.Incremental(watermarks));
         Assert.Equal(CheckStatus.Pass, incremental.Status);
-        Assert.Contains($"entries after line {watermarks.LedgerLineId}", incremental.Observed);
+        Assert.Contains("entries written since the last verified round (2 line(s))", incremental.Observed);
         Assert.True(((LedgerProgress)incremental.Progress!).LastLineId > watermarks.LedgerLineId);
     }
 
@@ -82,14 +82,18 @@ public class FinancialTotalsBalanceCheckSpec
     }
 
     [Fact]
-    public async Task A_line_changed_behind_the_triggers_is_caught_by_the_full_recount()
+    public async Task A_line_changed_behind_the_triggers_is_caught_by_the_next_round_and_the_full_recount()
     {
         var (database, lineId, entryId) = await DebitLineAsync("t-acme-bakery");
         await using var platform = NpgsqlDataSource.Create(database);
         var watermarks = await Integrity.VerifiedWatermarksAsync(platform);
         await Integrity.TamperAsync(database, "update journal_lines set debit_cents = debit_cents + 100 where id = $1", lineId);
 
-        Assert.Equal(CheckStatus.Pass, (await Run(platform, Integrity.Incremental(watermarks))).Status); // the running totals never saw it
+        // The running totals never saw it; the recount and the changed line's entry do.
+        var incremental = await Run(platform, Integrity.Incremental(watermarks));
+        Assert.Equal(CheckStatus.Fail, incremental.Status);
+        Assert.Contains("disagree with the running totals", incremental.Detail);
+        Assert.Contains($"journal_lines id {lineId} (entry {entryId}) written by transaction", incremental.Detail);
         var full = await Run(platform, Integrity.Full);
         Assert.Equal(CheckStatus.Fail, full.Status);
         Assert.Contains("tenant t-acme-bakery: the journal lines (debits", full.Detail);
