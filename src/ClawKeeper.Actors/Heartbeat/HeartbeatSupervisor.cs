@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
-using Akka.Persistence;
 using ClawKeeper.Actors.Alerts;
+using ClawKeeper.Actors.Heartbeat.Journal;
 using ClawKeeper.Actors.Checks;
 using ClawKeeper.Actors.Orchestrators;
 using ClawKeeper.Actors.Settings;
@@ -32,7 +32,9 @@ public sealed record HeartbeatSupervisorOptions(
     OrchestratorFleetOptions? Fleet = null,
     Repairs.IApiServerControl? ApiServer = null,
     Repairs.RepairOptions? Repair = null,
-    Props? OrchestratorsGateway = null)
+    Props? OrchestratorsGateway = null,
+    string? SpoolPath = null,
+    string? JournalIdentity = null)
 {
     public const string NodePersistenceId = "clawkeeper-heartbeat";
     public const string CliPersistenceId = "clawkeeper-heartbeat-cli";
@@ -49,8 +51,16 @@ public sealed record HeartbeatSupervisorOptions(
 /// against a deadline, decides the outcome (pure, <see cref="HeartbeatDecisions"/>), carries out
 /// the write-block action, persists the outcome, logs the run in <c>agent_runs</c> and escalates.
 /// Never two heartbeats at once.
+/// <para>
+/// Never silent: the state lives in memory here; the store is a child (<see cref="HeartbeatJournal"/>) and
+/// a local durable spool (<see cref="HeartbeatSpool"/>). A journal that cannot be read or written stops
+/// only the child: the supervisor keeps its cadence, keeps every batch in the spool, says in each report
+/// that the journal is unreachable, delivers alerts from its in-memory outbox, and starts a new child with
+/// backoff; once one recovers, the spooled batches go into the journal in one atomic write with a marker
+/// (<see cref="SpoolReconciled"/>), so none is written twice.
+/// </para>
 /// </summary>
-public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
+public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
     private const string TickTimer = "heartbeat-tick";
     private const string DeadlineTimer = "round-deadline";
@@ -59,6 +69,11 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private const string WriteBlockReconcileTimer = "write-block-reconcile";
     private const string ReprobeTimer = "breaker-reprobe";
     private const string RetryTimer = "soft-retry";
+    private const string JournalRestartTimer = "journal-restart";
+    private static readonly TimeSpan JournalRecoveryTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan JournalWriteTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan JournalMinBackoff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan JournalMaxBackoff = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan RunLogRetryInterval = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan WriteBlockRetryInterval = TimeSpan.FromSeconds(15);
 
@@ -77,29 +92,300 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
     private bool _runLogInFlight;
     private readonly List<OrchestratorEscalation> _escalations = new();
 
+    // The store: the journal child, the spool, the batches the journal has not confirmed.
+    private IActorRef _journal = ActorRefs.Nobody;
+    private int _journalIncarnation;
+    private bool _journalUp;
+    private int _journalFailures;
+    private DateTimeOffset? _journalDownSince;
+    private string? _journalProblem;
+    private HeartbeatSpool? _spool;
+    private long _memorySeq;
+    private readonly List<SpooledBatch> _pending = new();
+    private InFlight? _inFlight;
+
+    private sealed record InFlight(long UpToSeq, HeartbeatState StateAfter, Action Then);
+    private sealed record JournalRecoveryTimedOut(int Incarnation);
+    private sealed record JournalWriteTimedOut(long UpToSeq);
+    private sealed record RestartJournal
+    {
+        public static readonly RestartJournal Instance = new();
+    }
+
     public HeartbeatSupervisor(HeartbeatSupervisorOptions options)
     {
         _options = options;
         PersistenceId = options.PersistenceId;
+        Become(Recovering);
+    }
 
-        Recover<SnapshotOffer>(offer =>
+    public IStash Stash { get; set; } = null!;
+
+    /// <summary>Until the journal recovered (or could not within <see cref="JournalRecoveryTimeout"/>), commands wait.</summary>
+    private void Recovering()
+    {
+        Receive<JournalRecovered>(recovered =>
         {
-            if (offer.Snapshot is HeartbeatState snapshot) _state = snapshot;
+            if (Sender != _journal) return;
+            OnJournalUp();
+            var mark = _spool is null ? 0 : recovered.SpoolMarks.GetValueOrDefault(_spool.SpoolId);
+            _state = recovered.State;
+            // Batches of this node's spool the journal does not hold yet (the node stopped during an outage).
+            foreach (var batch in _pending.Where(b => b.Seq > mark))
+                _state = batch.Events.Aggregate(_state, (s, e) => s.Apply(e));
+            _pending.RemoveAll(b => b.Seq <= mark);
+            // Already in the journal (the node stopped between the journal's write and the spool's trim): trim now.
+            if (mark > 0) SafeSpool(s => { s.DeleteUpTo(mark); return true; });
+            if (_pending.Count > 0)
+                _log.Warning("Heartbeat journal recovered; {Batches} batches from the local spool are not in it yet: writing them now", _pending.Count);
+            StartRunning();
+            FlushPending();
         });
-        Recover<IHeartbeatEvent>(e => _state = _state.Apply(e));
+        Receive<Terminated>(t =>
+        {
+            if (t.ActorRef != _journal) return;
+            StartDegraded("the journal could not be recovered");
+        });
+        Receive<JournalRecoveryTimedOut>(t =>
+        {
+            if (t.Incarnation != _journalIncarnation) return;
+            // A journal still recovering is stopped: a new one is started with backoff (never two with one persistence id).
+            Context.Unwatch(_journal);
+            Context.Stop(_journal);
+            StartDegraded($"the journal did not recover within {JournalRecoveryTimeout.TotalSeconds:0} s");
+        });
+        ReceiveAny(_ => Stash.Stash());
+    }
 
-        Command<RetrySoftChecks>(_ =>
+    /// <summary>Starts from the spool's last state (or empty) when the journal cannot be read.</summary>
+    private void StartDegraded(string problem)
+    {
+        OnJournalDown(problem);
+        var spooled = SafeSpool(s => s.LastState());
+        if (spooled is { } last)
+        {
+            _state = last.State;
+            _log.Warning("Heartbeat supervisor started from the local spool ({Spool}, state of {StateAt:u}: {ConsecutiveFailures} consecutive failures, {Outbox} notifications in the outbox, {Batches} batches waiting for the journal) because {Problem}",
+                _spool!.Path, last.WrittenAt, _state.ConsecutiveFailures, _state.Outbox.Count, _pending.Count, problem);
+        }
+        else
+        {
+            _log.Error("Heartbeat supervisor started with an EMPTY state because {Problem} and the local spool holds no state ({Spool}): consecutive failures count from 0 until the journal returns",
+                problem, _spool?.Path ?? "no spool configured");
+        }
+        StartRunning();
+    }
+
+    private void StartRunning()
+    {
+        Become(Running);
+        Started();
+        Stash.UnstashAll();
+    }
+
+    /// <summary>A batch is on its way to the journal: everything else waits (as Akka.Persistence's PersistAll does).</summary>
+    private void Persisting()
+    {
+        Receive<BatchPersisted>(persisted =>
+        {
+            if (Sender != _journal || _inFlight is null || persisted.UpToSeq != _inFlight.UpToSeq) return;
+            var then = _inFlight.Then;
+            _inFlight = null;
+            _pending.RemoveAll(b => b.Seq <= persisted.UpToSeq);
+            SafeSpool(s => { s.DeleteUpTo(persisted.UpToSeq); return true; });
+            // The journal is the truth (after a start from an empty state it holds more than memory did).
+            _state = persisted.State;
+            Become(Running);
+            then();
+            Stash.UnstashAll();
+        });
+        Receive<Terminated>(t =>
+        {
+            if (t.ActorRef != _journal) return;
+            JournalLost("the journal failed to write");
+        });
+        Receive<JournalWriteTimedOut>(t =>
+        {
+            if (_inFlight is null || t.UpToSeq != _inFlight.UpToSeq) return;
+            _log.Warning("Heartbeat journal did not confirm a write within {Timeout}: stopping it and keeping the batch in the local spool", JournalWriteTimeout);
+            Context.Unwatch(_journal);
+            Context.Stop(_journal);
+            JournalLost($"the journal did not confirm a write within {JournalWriteTimeout.TotalSeconds:0} s");
+        });
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    /// <summary>The journal went away (with or without a batch in flight): carry on from memory and the spool, try again later.</summary>
+    private void JournalLost(string problem)
+    {
+        OnJournalDown(problem);
+        if (_inFlight is { } inFlight)
+        {
+            _inFlight = null;
+            _state = inFlight.StateAfter;
+            Become(Running);
+            inFlight.Then();
+            Stash.UnstashAll();
+        }
+    }
+
+    private void OnJournalUp()
+    {
+        if (_journalDownSince is { } since)
+            _log.Info("Heartbeat journal is back (unreachable since {Since:u})", since);
+        Timers.Cancel(JournalRestartTimer);
+        _journalUp = true;
+        _journalFailures = 0;
+        _journalDownSince = null;
+        _journalProblem = null;
+    }
+
+    private void OnJournalDown(string problem)
+    {
+        _journalUp = false;
+        _journalDownSince ??= Context.System.Scheduler.Now;
+        _journalProblem = problem;
+        _journalFailures++;
+        var backoff = TimeSpan.FromTicks(Math.Min(JournalMaxBackoff.Ticks, JournalMinBackoff.Ticks * (1L << Math.Min(_journalFailures - 1, 10))));
+        backoff += TimeSpan.FromTicks((long)(backoff.Ticks * 0.2 * Random.Shared.NextDouble()));
+        _log.Warning("Heartbeat journal unreachable ({Problem}); heartbeats go on, state kept in {Store}; next try in {Backoff}",
+            problem, _spool is null ? "memory only (no spool configured)" : $"the local spool {_spool.Path}", backoff);
+        Timers.StartSingleTimer(JournalRestartTimer, RestartJournal.Instance, backoff);
+    }
+
+    private void StartJournal()
+    {
+        _journalIncarnation++;
+        _journal = Context.ActorOf(HeartbeatJournal.Props(_options.PersistenceId, _options.Heartbeat.SnapshotEvery), $"journal-{_journalIncarnation}");
+        Context.Watch(_journal);
+        var incarnation = _journalIncarnation;
+        Task.Delay(JournalRecoveryTimeout).ContinueWith(_ => new JournalRecoveryTimedOut(incarnation), TaskScheduler.Default).PipeTo(Self);
+    }
+
+    /// <summary>
+    /// Stores a batch of events, then runs <paramref name="then"/> with the state after them. The batch goes
+    /// to the spool first; with the journal up it is written there before <paramref name="then"/> runs
+    /// (commands wait meanwhile); with the journal down the state moves on from memory and the spool.
+    /// </summary>
+    private void Store(IReadOnlyList<IHeartbeatEvent> events, Action then)
+    {
+        if (events.Count == 0)
+        {
+            then();
+            return;
+        }
+        var after = events.Aggregate(_state, (s, e) => s.Apply(e));
+        long? spooled = null;
+        if (_spool is not null)
+        {
+            try
+            {
+                spooled = _spool.Append(events, after);
+            }
+            catch (Exception ex)
+            {
+                _log.Error(ex, "Heartbeat spool {Spool} could not be written: this batch is kept in memory only", _spool.Path);
+            }
+        }
+        _pending.Add(new SpooledBatch(spooled ?? --_memorySeq, events));
+        if (_journalUp)
+        {
+            _inFlight = new InFlight(0, after, then);
+            FlushPending();
+            return;
+        }
+        _state = after;
+        then();
+    }
+
+    /// <summary>Hands every batch the journal does not hold yet to it in one atomic write (with the spool's marker).</summary>
+    private void FlushPending()
+    {
+        if (!_journalUp || _pending.Count == 0)
+        {
+            if (_inFlight is { } done)
+            {
+                _inFlight = null;
+                _state = done.StateAfter;
+                done.Then();
+            }
+            return;
+        }
+        var upTo = _pending.Max(b => b.Seq);
+        // Batches kept in memory only (the spool failed) carry negative numbers: no marker then, the spool knows nothing of them.
+        var spoolId = _spool is not null && _pending.All(b => b.Seq > 0) ? _spool.SpoolId : null;
+        var events = _pending.SelectMany(b => b.Events).ToList();
+        var inFlight = _inFlight ?? new InFlight(0, _state, () => { });
+        _inFlight = inFlight with { UpToSeq = upTo };
+        _journal.Tell(new PersistBatch(upTo, events, spoolId));
+        Task.Delay(JournalWriteTimeout).ContinueWith(_ => new JournalWriteTimedOut(upTo), TaskScheduler.Default).PipeTo(Self);
+        Become(Persisting);
+    }
+
+    private T? SafeSpool<T>(Func<HeartbeatSpool, T> action)
+    {
+        if (_spool is null) return default;
+        try
+        {
+            return action(_spool);
+        }
+        catch (Exception ex)
+        {
+            _log.Error(ex, "Heartbeat spool {Spool} failed", _spool.Path);
+            return default;
+        }
+    }
+
+    private void Running()
+    {
+        Receive<JournalRecovered>(recovered =>
+        {
+            if (Sender != _journal) return;
+            OnJournalUp();
+            var mark = _spool is null ? 0 : recovered.SpoolMarks.GetValueOrDefault(_spool.SpoolId);
+            _pending.RemoveAll(b => b.Seq > 0 && b.Seq <= mark);
+            if (mark > 0) SafeSpool(s => { s.DeleteUpTo(mark); return true; });
+            _log.Info("Heartbeat journal recovered: reconciling {Batches} batches kept during the outage", _pending.Count);
+            var before = _state.Outbox;
+            if (_pending.Count == 0)
+            {
+                _state = recovered.State;
+                DeliverNew(before);
+                return;
+            }
+            _inFlight = new InFlight(0, _state, () => DeliverNew(before));
+            FlushPending();
+        });
+        Receive<Terminated>(t =>
+        {
+            if (t.ActorRef == _journal) JournalLost(_journalUp ? "the journal stopped" : "the journal could not be recovered");
+        });
+        Receive<JournalRecoveryTimedOut>(t =>
+        {
+            if (t.Incarnation != _journalIncarnation || _journalUp) return;
+            Context.Unwatch(_journal);
+            Context.Stop(_journal);
+            OnJournalDown($"the journal did not recover within {JournalRecoveryTimeout.TotalSeconds:0} s");
+        });
+        Receive<JournalWriteTimedOut>(_ => { });
+        Receive<BatchPersisted>(_ => { });
+        Receive<RestartJournal>(_ =>
+        {
+            if (!_journalUp) StartJournal();
+        });
+
+        Receive<RetrySoftChecks>(_ =>
         {
             // A round in flight observes the soft checks too; when it completes the retry is scheduled again if needed.
             if (_round is null) StartRound(retry: true);
         });
-        Command<ReprobeBreakers>(_ =>
+        Receive<ReprobeBreakers>(_ =>
         {
             if (_state.OpenBreakers.IsEmpty) return;
             if (_round is null) StartRound();
             else if (_round.Retry) _fullRoundPending = true;
         });
-        Command<HeartbeatTick>(_ =>
+        Receive<HeartbeatTick>(_ =>
         {
             if (_round is { Retry: true })
             {
@@ -114,7 +400,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             }
             StartRound();
         });
-        Command<RunHeartbeatNow>(run =>
+        Receive<RunHeartbeatNow>(run =>
         {
             _fullVerificationRequested |= run.FullVerification;
             if (_round is { Retry: true })
@@ -127,21 +413,21 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             _waiters.Add(Sender);
             if (_round is null) StartRound();
         });
-        Command<GroupResult>(result =>
+        Receive<GroupResult>(result =>
         {
             if (_round is null || _closing) return;
             _round = _round.With(result);
             if (_round.IsComplete) CloseRound();
         });
-        Command<RoundDeadline>(deadline =>
+        Receive<RoundDeadline>(deadline =>
         {
             if (_round is null || _closing || _round.Id != deadline.HeartbeatId) return;
             var missing = _round.Expected.Where(g => !_round.Received.ContainsKey(g.Group)).Select(g => g.Group);
             _log.Warning("Heartbeat {HeartbeatId}: no answer from {MissingGroups} by the deadline", _round.Id, string.Join(", ", missing));
             CloseRound();
         });
-        Command<RoundClosed>(CompleteRound);
-        Command<OrchestratorEscalation>(escalation =>
+        Receive<RoundClosed>(CompleteRound);
+        Receive<OrchestratorEscalation>(escalation =>
         {
             // Repeated crashes: alert now (a round starts at once and carries it), not at the next interval.
             _log.Error("Orchestrator {Orchestrator} crashed {Crashes} times within {Window}; next restart in {NextRestartIn}: {LastError}",
@@ -149,26 +435,32 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             _escalations.Add(escalation);
             if (_round is null) StartRound();
         });
-        Command<NotificationDelivered>(delivered => Persist(delivered, e => _state = _state.Apply(e)));
-        Command<RunLogsWritten>(OnRunLogsWritten);
-        Command<RetryWriteBlock>(_ => RetryHeldWriteBlock());
-        Command<ReconcileWriteBlock>(_ => ReconcileLiftedWriteBlock());
-        Command<WriteBlockReconciled>(reconciled =>
+        Receive<NotificationDelivered>(delivered => Store(new IHeartbeatEvent[] { delivered }, () => { }));
+        Receive<RunLogsWritten>(OnRunLogsWritten);
+        Receive<RetryWriteBlock>(_ => RetryHeldWriteBlock());
+        Receive<ReconcileWriteBlock>(_ => ReconcileLiftedWriteBlock());
+        Receive<WriteBlockReconciled>(reconciled =>
         {
             foreach (var action in reconciled.Outcome.Actions)
                 _log.Warning("Write block: {Action} {Outcome}", action.Action, action.Outcome);
-            PersistAll(reconciled.Outcome.Events, e => _state = _state.Apply(e));
-            DeferAsync(reconciled, _ => ScheduleWriteBlockRetry());
+            Store(reconciled.Outcome.Events, ScheduleWriteBlockRetry);
         });
-        Command<RetryRunLogs>(_ => WriteUnloggedRuns());
-        Command<GetHeartbeatState>(_ => Sender.Tell(_state));
-        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
-        Command<SaveSnapshotFailure>(f => _log.Warning("Heartbeat snapshot failed: {Reason}", f.Cause.Message));
-        Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(f => _log.Warning("Deleting old heartbeat snapshots failed: {Reason}", f.Cause.Message));
+        Receive<RetryRunLogs>(_ => WriteUnloggedRuns());
+        Receive<GetHeartbeatState>(_ => Sender.Tell(_state));
     }
 
-    public override string PersistenceId { get; }
+    /// <summary>After adopting the journal's state: deliver what is in its outbox and was not in memory's.</summary>
+    private void DeliverNew(System.Collections.Immutable.ImmutableDictionary<string, QueuedNotification> before)
+    {
+        if (_options.DryRun) return;
+        foreach (var queued in _state.Outbox.Values.Where(q => !before.ContainsKey(q.Notification.Id)))
+            _alerts.Tell(new DeliverNotification(queued));
+    }
+
+    public string PersistenceId { get; }
+
+    /// <summary>Whether the journal is up (for the report and for specs).</summary>
+    internal bool JournalUp => _journalUp;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -181,10 +473,26 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         _repairs = new Repairs.HeartbeatRepairs(orchestrators, _options.Orchestrators, _options.RepairOptions, _options.ApiServer);
         _checks = Context.ActorOf(CheckGroupsActor.Props(_options.Groups, new CheckGroupEnvironment(orchestrators)), "checks");
         _alerts = Context.ActorOf(AlertDeliveryActor.Props(_options.AlertDelivery), "alerts");
-        base.PreStart();
+        if (_options.SpoolPath is { } spoolPath && !_options.DryRun)
+        {
+            try
+            {
+                var serializer = new Serialization.ClawKeeperSerializer((Akka.Actor.ExtendedActorSystem)Context.System);
+                // Keyed by persistence id AND journal: batches meant for one journal never go into another.
+                var key = _options.JournalIdentity is { Length: > 0 } journal ? $"{_options.PersistenceId} @ {journal}" : _options.PersistenceId;
+                _spool = HeartbeatSpool.Open(spoolPath, key, serializer);
+                _pending.AddRange(_spool.Pending());
+            }
+            catch (Exception ex)
+            {
+                _log.Error(ex, "Heartbeat spool unusable: a journal outage keeps the state in memory only");
+                _spool = null;
+            }
+        }
+        StartJournal();
     }
 
-    protected override void OnReplaySuccess()
+    private void Started()
     {
         _log.Info("Heartbeat supervisor recovered: {HeartbeatsRecorded} heartbeats recorded, {ConsecutiveFailures} consecutive failures, write block {WriteBlock}, {UnloggedRuns} runs waiting for agent_runs",
             _state.HeartbeatsRecorded, _state.ConsecutiveFailures,
@@ -431,6 +739,7 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             Actions = closed.Report.Actions.Concat(closed.WriteBlocks.Actions).ToList(),
             WriteBlock = afterBlock.WriteBlock.ToReport(),
         };
+        if (!_journalUp && !round.DryRun) report = JournalOutage.Annotate(report, _journalDownSince, _journalProblem, _spool?.Path, _pending.Count);
 
         if (round.DryRun)
         {
@@ -464,13 +773,9 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
         var deliverable = plan.Notifications.Where(n => !n.PendingChannels.IsEmpty).ToList();
         if (plan.Notifications.Count > 0) events.Add(new NotificationsQueued(plan.Notifications));
 
-        var remaining = events.Count;
-        PersistAll(events, e =>
+        Store(events, () =>
         {
-            _state = _state.Apply(e);
-            if (--remaining > 0) return;
             _round = null;
-            if (_state.HeartbeatsRecorded % _options.Heartbeat.SnapshotEvery == 0) SaveSnapshot(_state);
             // Before the report goes out: whoever reacts to it finds the retry already scheduled.
             ScheduleSoftRetry();
             Completed(report);
@@ -524,6 +829,6 @@ public sealed class HeartbeatSupervisor : ReceivePersistentActor, IWithTimers
             Timers.StartSingleTimer(RunLogRetryTimer, RetryRunLogs.Instance, RunLogRetryInterval);
         }
         if (result.Written.Count > 0)
-            PersistAll(result.Written.Select(id => new HeartbeatRunLogged(id)), logged => _state = _state.Apply(logged));
+            Store(result.Written.Select(id => (IHeartbeatEvent)new HeartbeatRunLogged(id)).ToList(), () => { });
     }
 }

@@ -119,6 +119,8 @@ public static class HeartbeatComponents
             claimTasks && !nodeFleets ? OrchestratorFleetOptions.Create(platform, settings.Fleet, NodeId(system)) : null,
             apiServer,
             new Repairs.RepairOptions(settings.SystemHealth.OrchestratorPingTimeout, settings.SystemHealth.ApiTimeout, http),
-            nodeFleets ? ClusterFleetGateway.Props(settings.SystemHealth.OrchestratorPingTimeout, ClawKeeperAkkaExtensions.NodeRole) : null);
+            nodeFleets ? ClusterFleetGateway.Props(settings.SystemHealth.OrchestratorPingTimeout, ClawKeeperAkkaExtensions.NodeRole) : null,
+            settings.Heartbeat.SpoolPath,
+            settings.Journal.UsesPostgres ? ClawKeeper.Platform.ConnectionStrings.Describe(settings.Journal.ConnectionString) : Path.GetFullPath(settings.Journal.SqlitePath));
     }
 }

@@ -39,6 +39,8 @@ public sealed class ClawKeeperSerializer : SerializerWithStringManifest
         [typeof(GetHeartbeatState)] = "get-heartbeat-state.v1",
         [typeof(ReconcileWriteBlock)] = "reconcile-write-block.v1",
         [typeof(CheckStatesObserved)] = "check-states-observed.v1",
+        [typeof(Heartbeat.Journal.SpoolReconciled)] = "spool-reconciled.v1",
+        [typeof(Heartbeat.Journal.HeartbeatJournalSnapshot)] = "heartbeat-journal-snapshot.v1",
         [typeof(Orchestrators.RestartOrchestrators)] = "restart-orchestrators.v1",
         [typeof(Orchestrators.OrchestratorsRestarted)] = "orchestrators-restarted.v1",
         [typeof(Orchestrators.PingOrchestrator)] = "ping-orchestrator.v1",

@@ -67,7 +67,9 @@ public sealed record ClawKeeperSettings(
             Flapping: new FlappingPolicy(
                 r.Ratio($"{k}.heartbeat.flapping.low", FlappingPolicy.Default.Low),
                 r.Ratio($"{k}.heartbeat.flapping.high", FlappingPolicy.Default.High),
-                r.Int($"{k}.heartbeat.flapping.window", FlappingPolicy.Default.Window, 3, 100)));
+                r.Int($"{k}.heartbeat.flapping.window", FlappingPolicy.Default.Window, 3, 100)),
+            SpoolPath: r.String($"{k}.heartbeat.spool-path", HeartbeatSettings.DefaultSpoolPath).Trim());
+        ValidateSpoolPath(r, $"{k}.heartbeat.spool-path", heartbeat.SpoolPath);
         if (heartbeat.GroupTimeout >= heartbeat.Interval)
             r.AddError($"{k}.heartbeat.group-timeout", $"must be shorter than clawkeeper.heartbeat.interval ({heartbeat.Interval})");
         if (heartbeat.RetryPolicy.MaxAttempts > 1 && heartbeat.RetryPolicy.Interval >= heartbeat.Interval)
@@ -142,6 +144,29 @@ public sealed record ClawKeeperSettings(
         return new ClawKeeperSettings(node, logging, platform, journal, heartbeat, systemHealth, taskQueue, dataIntegrity, securityPosture, integrationHealth, security, alerts, orchestrators, fleet, providers);
     }
 
+    private static void ValidateSpoolPath(SettingsReader r, string key, string? path)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            r.AddError(key, "must name a file: the heartbeat keeps its state there while the journal cannot be written");
+            return;
+        }
+        string full;
+        try
+        {
+            full = Path.GetFullPath(path);
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            r.AddError(key, $"'{path}' is not a valid file path: {ex.Message}");
+            return;
+        }
+        if (Directory.Exists(full))
+            r.AddError(key, $"'{path}' is a directory; name a file such as {HeartbeatSettings.DefaultSpoolPath}");
+        else if (Path.GetDirectoryName(full) is { } dir && File.Exists(dir))
+            r.AddError(key, $"'{path}': its folder '{dir}' is a file");
+    }
+
     private static void ValidateConnectionString(SettingsReader r, string key, string value)
     {
         if (value.Length == 0) return;
@@ -177,8 +202,12 @@ public sealed record HeartbeatSettings(
     int EscalateAfterFailures,
     int SnapshotEvery,
     RetryPolicy? Retry = null,
-    FlappingPolicy? Flapping = null)
+    FlappingPolicy? Flapping = null,
+    string? SpoolPath = null)
 {
+    /// <summary>The heartbeat's local durable spool (state kept while the journal cannot be written).</summary>
+    public const string DefaultSpoolPath = ".clawkeeper/heartbeat-spool.db";
+
     public RetryPolicy RetryPolicy => Retry ?? RetryPolicy.Default;
 
     public FlappingPolicy FlappingPolicy => Flapping ?? FlappingPolicy.Default;

@@ -105,7 +105,11 @@ public sealed class JournalReachableCheck : IAkkaHealthCheck
         _timeout = timeout;
     }
 
-    public async Task<HealthCheckResult> CheckHealthAsync(AkkaHealthCheckContext context, CancellationToken cancellationToken = default)
+    public Task<HealthCheckResult> CheckHealthAsync(AkkaHealthCheckContext context, CancellationToken cancellationToken = default) =>
+        ProbeAsync(cancellationToken);
+
+    /// <summary>The probe itself (it needs nothing from the actor system).</summary>
+    public async Task<HealthCheckResult> ProbeAsync(CancellationToken cancellationToken = default)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(_timeout);
@@ -133,8 +137,24 @@ public sealed class JournalReachableCheck : IAkkaHealthCheck
         await using var connection = new NpgsqlConnection(builder.ConnectionString);
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         // The journal table is created by the plugin at start (auto-initialize); before that, a round trip is the probe.
-        await using var command = new NpgsqlCommand("select (to_regclass('journal') is not null)", connection);
-        var hasTable = (bool)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        // Reachable is not enough: a journal that can be read but not written (a read-only database or
+        // server, a standby, INSERT revoked) stops every heartbeat persist, so it is not ready either.
+        await using var command = new NpgsqlCommand(
+            "select to_regclass('journal') is not null, current_setting('transaction_read_only') = 'on', pg_is_in_recovery(), " +
+            "coalesce(has_table_privilege(to_regclass('journal'), 'INSERT'), true), current_user::text", connection);
+        bool hasTable, readOnly, standby, mayInsert;
+        string user;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            (hasTable, readOnly, standby, mayInsert, user) = (reader.GetBoolean(0), reader.GetBoolean(1), reader.GetBoolean(2), reader.GetBoolean(3), reader.GetString(4));
+        }
+        var notWritable = standby ? "the server is a read-only standby (in recovery)"
+            : readOnly ? "new transactions are read-only (default_transaction_read_only is on)"
+            : !mayInsert ? $"the role {user} may not INSERT into the journal table"
+            : null;
+        if (notWritable is not null)
+            return HealthCheckResult.Unhealthy($"PostgreSQL journal {builder.Host}:{builder.Port}/{builder.Database} can be read but not written: {notWritable}");
         return HealthCheckResult.Healthy($"PostgreSQL journal {builder.Host}:{builder.Port}/{builder.Database} answered in {watch.ElapsedMilliseconds} ms{(hasTable ? "" : " (journal table not created yet)")}");
     }
 

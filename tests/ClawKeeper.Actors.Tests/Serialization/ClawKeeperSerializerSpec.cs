@@ -64,6 +64,9 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
         new object[] { GetHeartbeatState.Instance },
         new object[] { ReconcileWriteBlock.Instance },
         new object[] { new CheckStatesObserved(States) },
+        new object[] { new ClawKeeper.Actors.Heartbeat.Journal.SpoolReconciled("3f2a9c", 17) },
+        new object[] { new ClawKeeper.Actors.Heartbeat.Journal.HeartbeatJournalSnapshot(HeartbeatState.Empty.Apply(new HeartbeatRecorded(Report)),
+            ImmutableDictionary<string, long>.Empty.Add("3f2a9c", 17)) },
         new object[] { new HeartbeatRecorded(Report with
         {
             Groups = new[] { new GroupReport("system_health", CheckStatus.Error, new[] { new CheckResult("api_server_responding", CheckStatus.Error, "no answer", "2xx", "refused", 3)
