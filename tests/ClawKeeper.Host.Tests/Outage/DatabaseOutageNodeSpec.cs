@@ -53,6 +53,7 @@ public sealed class DatabaseOutageNodeSpec(ITestOutputHelper output)
             output.WriteLine($"restarted on the journal: {recovered.Text}");
             Assert.True(recorded >= rowsAtKill, $"the journal holds {recorded} heartbeats, agent_runs {rowsAtKill}: the outage's heartbeats did not reach the journal\n{s.Context()}");
             Assert.Equal(0, consecutive);
+            output.WriteLine(string.Join("\n", s.Timeline));
         }
         catch (Exception) when (Dump(s))
         {
@@ -113,6 +114,7 @@ public sealed class DatabaseOutageNodeSpec(ITestOutputHelper output)
             // The escalation came from the third counted failure of the streak, whichever incarnation ran it.
             AssertEscalatedAtTheThirdFailure(s, mail, recovery);
             Print(s, stop, start, mail, discord, recovery);
+            output.WriteLine(string.Join("\n", s.Timeline));
         }
         catch (Exception) when (Dump(s))
         {
@@ -327,7 +329,6 @@ public sealed class DatabaseOutageNodeSpec(ITestOutputHelper output)
             output.WriteLine(line);
             Console.WriteLine(line);
         }
-        output.WriteLine(string.Join("\n", s.Timeline));
     }
 
     private static (long Recorded, int Consecutive) ParseRecovery(string line)
