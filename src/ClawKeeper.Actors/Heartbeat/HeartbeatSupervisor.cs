@@ -70,7 +70,7 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
     private const string ReprobeTimer = "breaker-reprobe";
     private const string RetryTimer = "soft-retry";
     private const string JournalRestartTimer = "journal-restart";
-    private static readonly TimeSpan JournalRecoveryTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan JournalRecoveryTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan JournalWriteTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan JournalMinBackoff = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan JournalMaxBackoff = TimeSpan.FromSeconds(30);
@@ -191,6 +191,7 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
             if (Sender != _journal || _inFlight is null || persisted.UpToSeq != _inFlight.UpToSeq) return;
             var then = _inFlight.Then;
             _inFlight = null;
+            OnJournalWritable();
             _pending.RemoveAll(b => b.Seq <= persisted.UpToSeq);
             SafeSpool(s => { s.DeleteUpTo(persisted.UpToSeq); return true; });
             // The journal is the truth (after a start from an empty state it holds more than memory did).
@@ -232,9 +233,19 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
     private void OnJournalUp()
     {
         if (_journalDownSince is { } since)
-            _log.Info("Heartbeat journal is back (unreachable since {Since:u})", since);
+            _log.Info("Heartbeat journal recovered (unreachable since {Since:u})", since);
         Timers.Cancel(JournalRestartTimer);
         _journalUp = true;
+    }
+
+    /// <summary>
+    /// A write was confirmed (or there was nothing to write): the outage is over. Not on a mere recovery:
+    /// a read-only journal recovers, then fails every write (the backoff keeps growing then).
+    /// </summary>
+    private void OnJournalWritable()
+    {
+        if (_journalDownSince is { } since)
+            _log.Info("Heartbeat journal is back: writes confirmed (unreachable since {Since:u})", since);
         _journalFailures = 0;
         _journalDownSince = null;
         _journalProblem = null;
@@ -349,6 +360,7 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
             var before = _state.Outbox;
             if (_pending.Count == 0)
             {
+                OnJournalWritable();
                 _state = recovered.State;
                 DeliverNew(before);
                 return;

@@ -78,8 +78,8 @@ public static class ClawKeeperAkkaExtensions
             registry.Register<HeartbeatSupervisorKey>(system.ActorOf(ResilientSupervisorProps(options(system)), "heartbeat")));
 
     /// <summary>
-    /// A failed persist stops a persistent actor; the backoff supervisor starts it again (1 s .. 30 s)
-    /// and it recovers its state from the journal.
+    /// The supervisor no longer stops on a journal problem (its store is a child it restarts itself, see
+    /// docs/never-silent.md); the backoff supervisor stays as a last guard should it ever stop (1 s .. 30 s).
     /// </summary>
     public static Props ResilientSupervisorProps(HeartbeatSupervisorOptions options) =>
         BackoffSupervisor.Props(Backoff.OnStop(

@@ -80,4 +80,25 @@ public class ClawKeeperSettingsSpec
         Assert.StartsWith("clawkeeper.platform-db.connection-string:", problem);
         Assert.DoesNotContain("hunter2", problem);
     }
+
+    [Fact]
+    public void The_heartbeat_spool_defaults_beside_the_node_and_a_path_that_cannot_be_a_file_is_refused_by_key()
+    {
+        Assert.Equal(".clawkeeper/heartbeat-spool.db", ClawKeeperSettings.FromConfig(Shipped()).Heartbeat.SpoolPath);
+
+        var empty = Assert.Single(Invalid("clawkeeper.heartbeat.spool-path = \"\"").Problems);
+        Assert.StartsWith("clawkeeper.heartbeat.spool-path: must name a file", empty);
+
+        var directory = Directory.CreateTempSubdirectory("clawkeeper-spool-setting-");
+        try
+        {
+            var folder = Assert.Single(Invalid($"clawkeeper.heartbeat.spool-path = \"{directory.FullName}\"").Problems);
+            Assert.StartsWith("clawkeeper.heartbeat.spool-path:", folder);
+            Assert.Contains("is a directory", folder);
+        }
+        finally
+        {
+            directory.Delete();
+        }
+    }
 }
