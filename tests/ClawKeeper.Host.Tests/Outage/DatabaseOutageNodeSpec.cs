@@ -29,6 +29,12 @@ public sealed class DatabaseOutageNodeSpec(ITestOutputHelper output)
             var (mail, discord) = await EscalationDuringOutageAsync(s, baseline);
             var outage = await FailedHeartbeatsDuringOutageAsync(s, baseline, stop, atLeast: 4);
 
+            // Meanwhile the node says it is not ready, naming the journal.
+            var (readyStatus, conditions) = await s.ReadinessAsync();
+            output.WriteLine($"GET /health/ready during the outage: {(int)readyStatus} {string.Join("; ", conditions.Where(c => !c.Ok).Select(c => $"{c.Condition}: {c.Detail}"))}");
+            Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, readyStatus);
+            Assert.Contains(conditions, c => c.Condition == "journal_reachable" && !c.Ok);
+
             var start = await StartServerAsync(s);
             var recovery = await RecoveryAsync(s, baseline, stop, start, outage);
 
@@ -44,6 +50,7 @@ public sealed class DatabaseOutageNodeSpec(ITestOutputHelper output)
             output.WriteLine($"MEASURED server start -> node's journal back: {(backAt - start.At).TotalSeconds:0.0} s ({back.Text})");
             s.Note($"journal back: {back.Text}");
             await s.WaitForAsync("a heartbeat after the journal is back", () => s.Heartbeats.FirstOrDefault(h => h.SeenAt > backAt && h.Status == "pass"));
+            await s.WaitForAsync("the node ready again", async () => (await s.ReadinessAsync()).Status == System.Net.HttpStatusCode.OK ? "ready" : null);
             var rowsAtKill = (await s.HeartbeatRowsAsync()).Count;
             await s.KillNodeAsync();
             var again = await s.StartNodeAgainAsync();

@@ -294,6 +294,17 @@ public sealed class DatabaseOutageScenario : IAsyncDisposable
         }
     }
 
+    /// <summary>GET /health/ready of the current node: the status code and each condition (name, ok, detail).</summary>
+    public async Task<(HttpStatusCode Status, IReadOnlyList<(string Condition, bool Ok, string Detail)> Conditions)> ReadinessAsync()
+    {
+        using var response = await _http.GetAsync(new Uri(Node.OpsUri, "health/ready"));
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var conditions = body.RootElement.GetProperty("conditions").EnumerateArray()
+            .Select(c => (c.GetProperty("condition").GetString() ?? "", c.GetProperty("ok").GetBoolean(), c.TryGetProperty("detail", out var d) ? d.GetString() ?? "" : ""))
+            .ToList();
+        return (response.StatusCode, conditions);
+    }
+
     // ---- the platform database ------------------------------------------------------------------
 
     /// <summary>Every heartbeat row in agent_runs, oldest first (the server must be up).</summary>
