@@ -130,6 +130,15 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
             OnJournalUp();
             var mark = _spool is null ? 0 : recovered.SpoolMarks.GetValueOrDefault(_spool.SpoolId);
             _state = recovered.State;
+            if (SpoolDecisions.IsStale(_pending.Where(b => b.Seq > mark).ToList(), recovered.State) is { } newer)
+            {
+                // Another node ran heartbeats after these (the singleton moved): applying them would roll the state back.
+                _log.Warning("Heartbeat spool {Spool}: {Batches} batches from an earlier time on this node are older than the journal's latest heartbeat ({Latest:u}); they are dropped, not replayed",
+                    _spool?.Path, _pending.Count(b => b.Seq > mark), newer);
+                var last = _pending.Max(b => b.Seq);
+                _pending.Clear();
+                SafeSpool(s => { s.DeleteUpTo(last); return true; });
+            }
             // Batches of this node's spool the journal does not hold yet (the node stopped during an outage).
             foreach (var batch in _pending.Where(b => b.Seq > mark))
                 _state = batch.Events.Aggregate(_state, (s, e) => s.Apply(e));

@@ -271,6 +271,29 @@ public class NeverSilentSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
     }
 
     [Fact]
+    public void Spooled_batches_older_than_the_journals_latest_heartbeat_are_dropped_not_replayed()
+    {
+        // This node kept a heartbeat in its spool (the journal was down when it stopped) ...
+        var old = Beat(Start("stale-source", null, () => CheckStatus.Fail, new RecordingRunLog()));
+        var spoolPath = SpoolPath("stale");
+        var spool = OpenSpool(spoolPath, "stale");
+        var events = new IHeartbeatEvent[] { new HeartbeatRecorded(old) };
+        spool.Append(events, events.Aggregate(HeartbeatState.Empty, (s, e) => s.Apply(e)));
+
+        // ... and meanwhile the singleton ran elsewhere and the journal moved on.
+        Scheduler.Advance(TimeSpan.FromMinutes(5));
+        var elsewhere = Start("stale", SpoolPath("elsewhere"), () => CheckStatus.Pass, new RecordingRunLog());
+        var newer = Beat(elsewhere);
+        Stop(elsewhere);
+
+        var supervisor = Start("stale", spoolPath, () => CheckStatus.Pass, new RecordingRunLog());
+        var state = StateOf(supervisor);
+        Assert.Equal(1, state.HeartbeatsRecorded);
+        Assert.Equal(newer.Id, state.Latest!.Id);
+        Assert.Empty(spool.Pending());
+    }
+
+    [Fact]
     public void A_spool_that_cannot_be_opened_is_named()
     {
         var file = Path.Combine(_directory.FullName, "not-a-folder");
