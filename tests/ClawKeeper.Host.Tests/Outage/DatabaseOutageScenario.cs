@@ -305,6 +305,19 @@ public sealed class DatabaseOutageScenario : IAsyncDisposable
         return (response.StatusCode, conditions);
     }
 
+    /// <summary>A gauge of the current node's GET /metrics (Prometheus text), or null when it is not there.</summary>
+    public async Task<double?> MetricAsync(string name)
+    {
+        var text = await _http.GetStringAsync(new Uri(Node.OpsUri, "metrics"));
+        foreach (var line in text.Split('\n'))
+        {
+            if (!line.StartsWith(name, StringComparison.Ordinal) || line.Length <= name.Length || (line[name.Length] != ' ' && line[name.Length] != '{')) continue;
+            var value = line[(line.LastIndexOf(' ') + 1)..].Trim();
+            if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed)) return parsed;
+        }
+        return null;
+    }
+
     // ---- the platform database ------------------------------------------------------------------
 
     /// <summary>Every heartbeat row in agent_runs, oldest first (the server must be up).</summary>
