@@ -34,6 +34,6 @@ public sealed class JournalWarmUp : ReceivePersistentActor
     public static Props Props() => Akka.Actor.Props.Create(() => new JournalWarmUp());
 
     protected override void OnRecoveryFailure(Exception reason, object? message = null) =>
-        // Not fatal: the supervisor's own recovery retries through its backoff supervisor.
+        // Not fatal: the heartbeat supervisor starts its journal child again with its own backoff (docs/never-silent.md).
         _log.Warning("Journal warm-up failed (the heartbeat supervisor will retry on its own): {Reason}", reason.Message);
 }
