@@ -332,8 +332,9 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
             return;
         }
         var upTo = _pending.Max(b => b.Seq);
-        // Batches kept in memory only (the spool failed) carry negative numbers: no marker then, the spool knows nothing of them.
-        var spoolId = _spool is not null && _pending.All(b => b.Seq > 0) ? _spool.SpoolId : null;
+        // Batches kept in memory only (the spool failed) carry negative numbers: the spool knows nothing of them, and
+        // whenever a spooled batch is in this write the highest number is a spool number, so the marker covers exactly the spool.
+        var spoolId = _spool is not null && upTo > 0 ? _spool.SpoolId : null;
         var events = _pending.SelectMany(b => b.Events).ToList();
         var inFlight = _inFlight ?? new InFlight(0, _state, () => { });
         _inFlight = inFlight with { UpToSeq = upTo };
