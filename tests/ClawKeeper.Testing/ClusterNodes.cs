@@ -289,15 +289,29 @@ public sealed class ClawKeeperCluster : IAsyncDisposable
         }
     }
 
-    private ClawKeeperNodeProcess StartNode(int index)
+    /// <summary>
+    /// Starts an exited node again as a new process (named "node1-2", ...): the same remoting and ops ports,
+    /// seed list and working directory, so the same local files (journal, spool, submission buffer).
+    /// Returns at once; wait for what the test needs (a log line, the ops port).
+    /// </summary>
+    public ClawKeeperNodeProcess StartAgain(ClawKeeperNodeProcess node)
+    {
+        if (!node.HasExited) throw new InvalidOperationException($"{node.Name} still runs: kill it first");
+        var index = _ports.FindIndex(p => p.Remoting == node.RemotingPort);
+        if (index < 0) throw new ArgumentException($"{node.Name} is not a node of this cluster", nameof(node));
+        var incarnation = _nodes.Count(n => n.RemotingPort == node.RemotingPort) + 1;
+        return StartNode(index, $"node{index + 1}-{incarnation}");
+    }
+
+    private ClawKeeperNodeProcess StartNode(int index, string? name = null)
     {
         InstallExitHook();
         var (remoting, ops) = _ports[index];
         var seeds = string.Join(",", _ports.Take(Math.Max(1, _options.Seeds)).Select(p => AddressOf(p.Remoting)));
-        var name = $"node{index + 1}";
+        name ??= $"node{index + 1}";
         var start = new ProcessStartInfo("dotnet")
         {
-            WorkingDirectory = Directory.CreateDirectory(Path.Combine(LogDirectory, name)).FullName,
+            WorkingDirectory = Directory.CreateDirectory(Path.Combine(LogDirectory, $"node{index + 1}")).FullName,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,

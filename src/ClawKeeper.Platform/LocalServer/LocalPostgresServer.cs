@@ -194,6 +194,32 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
     /// <summary><c>pg_ctl stop -m fast</c>. The data directory is kept (the next start wipes it).</summary>
     public Task StopAsync() => StopCoreAsync(deleteSocketDirectory: true);
 
+    /// <summary>
+    /// An outage on purpose: <c>pg_ctl stop -m fast</c> (every session is cut, connections are refused),
+    /// keeping the data directory, the socket directory, the port and the password, so that
+    /// <see cref="StartAgainAsync"/> brings the same cluster back where its clients expect it.
+    /// </summary>
+    public Task StopKeepingDataAsync()
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _stopped) == 1, this);
+        return StopCoreAsync(deleteSocketDirectory: false);
+    }
+
+    /// <summary>Starts the cluster stopped by <see cref="StopKeepingDataAsync"/> again on the same port and
+    /// data directory; returns when it answers. Fails (with the server log) when the port was taken meanwhile.</summary>
+    public async Task StartAgainAsync(CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _stopped) == 1, this);
+        if (ReadPostmasterPid(DataDirectory) is { Port: var running } && running == Port
+            && (await RunAsync(_binaries, "pg_ctl", ["status", "-D", DataDirectory], _runAsServiceUser, ct)).ExitCode == 0)
+        {
+            return; // it runs already
+        }
+
+        await StartProcessAsync(ct);
+        await WaitUntilAnsweringAsync(ct);
+    }
+
     public async ValueTask DisposeAsync() => await StopAsync();
 
     public override string ToString() => $"PostgreSQL {_binaries.Version} on 127.0.0.1:{Port} (data {DataDirectory})";
