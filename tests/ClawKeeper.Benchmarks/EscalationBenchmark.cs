@@ -84,7 +84,8 @@ public sealed class EscalationBenchmark(EscalationOptions options, string hostAs
 
         await using var providers = await LoopbackHttpServer.StartAsync();
         await using var smtp = await LoopbackSmtpServer.StartAsync();
-        await using var discord = await LoopbackDiscordServer.StartAsync();
+        var discordEpoch = DateTimeOffset.UtcNow;
+        await using var discord = await DiscordWebhookStandIn.StartAsync(System.Diagnostics.Stopwatch.StartNew());
         var directory = Directory.CreateTempSubdirectory("clawkeeper-escalation-").FullName;
         var config = Path.Combine(directory, "escalation.conf");
         // Heartbeat and retry settings stay at their defaults. Only the two checks that time this machine's answers get
@@ -137,9 +138,9 @@ public sealed class EscalationBenchmark(EscalationOptions options, string hostAs
                 email = cluster.Clock.Elapsed;
                 Console.WriteLine($"  {email.Value.TotalSeconds,7:0.0} s  e-mail to super_admin received");
             }
-            if (post is null && discord.Posts.FirstOrDefault(p => p.Body.Contains("consecutive", StringComparison.Ordinal)) is { } first)
+            if (post is null && discord.Messages.FirstOrDefault(p => p.Body.Contains("consecutive", StringComparison.Ordinal)) is { } first)
             {
-                post = first.ReceivedAt - wallStart;
+                post = discordEpoch + first.At - wallStart;
                 Console.WriteLine($"  {post.Value.TotalSeconds,7:0.0} s  Discord message received");
             }
             await Task.Delay(100, cancellationToken);

@@ -51,7 +51,7 @@ public sealed record DiscordMessage(TimeSpan At, string Path, string Body)
 }
 
 /// <summary>
-/// A Discord webhook on 127.0.0.1 (Kestrel, random port) for process-level specs: every POST to
+/// A Discord webhook on 127.0.0.1 (Kestrel, random port) for node and CLI specs and the benchmarks: every POST to
 /// <see cref="Webhook"/> is recorded with the time it arrived and answered 204 No Content, as Discord does.
 /// </summary>
 public sealed class DiscordWebhookStandIn : IAsyncDisposable
@@ -75,9 +75,10 @@ public sealed class DiscordWebhookStandIn : IAsyncDisposable
     /// <summary>The webhook URL, token included (<c>/api/webhooks/{id}/{token}</c>): a secret to the node, do not print it.</summary>
     public Uri Webhook => new(BaseAddress, $"api/webhooks/{WebhookId}/{Token}");
 
-    /// <param name="clock">The clock of <see cref="DiscordMessage.At"/> (the test's own, to compare with other events).</param>
-    public static async Task<DiscordWebhookStandIn> StartAsync(Stopwatch clock)
+    /// <param name="clock">The clock of <see cref="DiscordMessage.At"/> (the test's own, to compare with other events); by default one started now.</param>
+    public static async Task<DiscordWebhookStandIn> StartAsync(Stopwatch? clock = null)
     {
+        clock ??= Stopwatch.StartNew();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));

@@ -21,7 +21,7 @@ public class CheckEscalationSpec
         var database = await TestDatabases.CreateSeededAsync();
         await using var providers = await LoopbackHttpServer.StartAsync();
         await using var smtp = await LoopbackSmtpServer.StartAsync();
-        await using var discord = await LoopbackDiscordServer.StartAsync();
+        await using var discord = await DiscordWebhookStandIn.StartAsync();
         var directory = Directory.CreateTempSubdirectory("clawkeeper-cron-").FullName;
         var configFile = Path.Combine(directory, "cron.conf");
         // One journal for every run, as a cron job on one machine has (each run is its own process).
@@ -68,7 +68,7 @@ public class CheckEscalationSpec
         Assert.Equal(2, second.GetProperty("consecutiveFailures").GetInt32());
         Assert.False(Escalates(second));
         Assert.Empty(smtp.Received); // nothing to super_admin before the third failed heartbeat
-        Assert.Empty(discord.Posts);
+        Assert.Empty(discord.Messages);
 
         // 3: the stuck task cleared away; the queue flooded.
         await Sql.ExecuteAsync(database, """
@@ -87,7 +87,7 @@ public class CheckEscalationSpec
         Assert.Contains("3 consecutive failed heartbeats", mail.Message.Subject + "\n" + text);
         foreach (var check in new[] { "api_keys_valid", "stuck_tasks", "queue_depth" })
             Assert.Contains(check, text);
-        var post = Assert.Single(discord.Posts);
+        var post = Assert.Single(discord.Messages);
         Assert.Contains("consecutive failed heartbeats", post.Body);
         foreach (var check in new[] { "api_keys_valid", "stuck_tasks", "queue_depth" })
             Assert.Contains(check, post.Body);

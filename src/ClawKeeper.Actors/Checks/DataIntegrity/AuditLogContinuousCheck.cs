@@ -81,7 +81,7 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
             if (anchors.TryGetValue(tenant, out var verified) && verified.Seq > last)
                 anomalies.Add(new AuditAnomaly(tenant, $"missing: verified up to seq {verified.Seq} before, now ends at {last}", last + 1, verified.Seq, end.LastEntry, null));
         }
-        foreach (var tenant in anchors.Keys.Where(t => !ends.ContainsKey(t)).Order(StringComparer.Ordinal))
+        foreach (var tenant in anchors.Where(a => a.Value.Seq > 0 && !ends.ContainsKey(a.Key)).Select(a => a.Key).Order(StringComparer.Ordinal))
             anomalies.Add(new AuditAnomaly(tenant, "whole chain missing (tenant row gone)", 1, anchors[tenant].Seq, null, null));
 
         // 1b. Change detection (incremental): every entry written since the last verified round, at or below the
@@ -95,7 +95,8 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
         var tenants = starts.Keys.ToArray();
 
         // 1c. The anchors the scan below does not start from (all of them in a full verification): still there, same hash.
-        var unanchoredScan = anchors.Where(a => !(starts.TryGetValue(a.Key, out var s) && s == a.Value) && ends.TryGetValue(a.Key, out var e) && (e.LastSeq ?? 0) >= a.Value.Seq).ToList();
+        //     A position at seq 0 is the genesis, not an entry: nothing to compare.
+        var unanchoredScan = anchors.Where(a => a.Value.Seq > 0 && !(starts.TryGetValue(a.Key, out var s) && s == a.Value) && ends.TryGetValue(a.Key, out var e) && (e.LastSeq ?? 0) >= a.Value.Seq).ToList();
         if (unanchoredScan.Count > 0)
             anomalies.AddRange(await CompareAnchorsAsync(connection, unanchoredScan, cancellationToken).ConfigureAwait(false));
 
