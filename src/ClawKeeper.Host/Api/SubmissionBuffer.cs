@@ -1,3 +1,4 @@
+using ClawKeeper.Actors.Hosting;
 using ClawKeeper.Platform.Api;
 using Microsoft.Data.Sqlite;
 
@@ -36,7 +37,7 @@ public sealed class SubmissionBuffer : IDisposable
         _capacity = capacity;
         _connectionString = new SqliteConnectionStringBuilder { DataSource = full, Pooling = true }.ToString();
         using var connection = Open();
-        Execute(connection, """
+        DurableSqlite.Execute(connection, """
             PRAGMA journal_mode = WAL;
             CREATE TABLE IF NOT EXISTS submissions (
                 seq           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -66,20 +67,7 @@ public sealed class SubmissionBuffer : IDisposable
 
     public int Capacity => _capacity;
 
-    private SqliteConnection Open()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        Execute(connection, "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
-        return connection;
-    }
-
-    private static void Execute(SqliteConnection connection, string sql)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
+    private SqliteConnection Open() => DurableSqlite.Open(_connectionString);
 
     public async Task<BufferAddOutcome> AddAsync(ApiTaskSubmission task, CancellationToken ct)
     {

@@ -1,4 +1,5 @@
 using Akka.Serialization;
+using ClawKeeper.Actors.Hosting;
 using Microsoft.Data.Sqlite;
 
 namespace ClawKeeper.Actors.Heartbeat.Journal;
@@ -55,7 +56,7 @@ public sealed class HeartbeatSpool
     private void Initialize()
     {
         using var connection = OpenConnection();
-        Execute(connection, """
+        DurableSqlite.Execute(connection, """
             PRAGMA journal_mode = WAL;
             CREATE TABLE IF NOT EXISTS spool_meta (
                 persistence_id TEXT    NOT NULL PRIMARY KEY,
@@ -187,18 +188,5 @@ public sealed class HeartbeatSpool
         delete.ExecuteNonQuery();
     }
 
-    private SqliteConnection OpenConnection()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        Execute(connection, "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
-        return connection;
-    }
-
-    private static void Execute(SqliteConnection connection, string sql)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
+    private SqliteConnection OpenConnection() => DurableSqlite.Open(_connectionString);
 }
