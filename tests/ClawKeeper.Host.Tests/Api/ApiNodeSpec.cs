@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -17,13 +16,6 @@ namespace ClawKeeper.Host.Tests.Api;
 /// </summary>
 public class ApiNodeSpec
 {
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     [Fact]
     public async Task A_run_node_hosts_the_api_and_its_heartbeat_checks_it_by_default()
     {
@@ -31,10 +23,7 @@ public class ApiNodeSpec
         await using var keys = NpgsqlDataSource.Create(database);
         var key = await ApiKeyIssuer.IssueAsync(keys, "key-node-spec", "system", "node spec", DateTimeOffset.UtcNow.AddDays(30), CancellationToken.None);
         var eventsBefore = await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM security_events");
-        var (apiPort, opsPort) = (FreePort(), FreePort());
-        var directory = Directory.CreateTempSubdirectory("clawkeeper-node-api-").FullName;
-        var config = Path.Combine(directory, "node.conf");
-        await File.WriteAllTextAsync(config, """
+        await using var node = RunNodeProcess.Start(database, """
             clawkeeper {
               node.port = 0
               heartbeat { interval = 1h, initial-delay = 2s }
@@ -44,81 +33,43 @@ public class ApiNodeSpec
               checks.security-posture.rate-limiter.burst-timeout = 20s
               api.rate-limit.permits = 10
             }
-            """);
+            """, "clawkeeper-node-api-",
+            // The report's details are read with the ops read token.
+            new Dictionary<string, string> { ["CLAWKEEPER_OPS_READ_TOKEN_SHA256"] = Ops.OpsTestHost.ReadTokenSha256 });
+        var apiPort = node.ApiPort;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Ops.OpsTestHost.ReadToken);
+        var report = await node.FirstReportAsync(http);
 
-        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(ClawKeeperProcess.AssemblyPath);
-        foreach (var arg in new[] { "run", "--config", config }) start.ArgumentList.Add(arg);
-        start.Environment["CLAWKEEPER_PLATFORM_DB"] = database;
-        start.Environment.Remove("CLAWKEEPER_JOURNAL_DB");
-        start.Environment["CLAWKEEPER_API_PORT"] = apiPort.ToString();
-        start.Environment["CLAWKEEPER_OPS_PORT"] = opsPort.ToString();
-        // The report's details are read with the ops read token.
-        start.Environment["CLAWKEEPER_OPS_READ_TOKEN_SHA256"] = Ops.OpsTestHost.ReadTokenSha256;
-        using var process = Process.Start(start)!;
-        var output = new StringBuilder();
-        process.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        try
+        var checks = report.GetProperty("groups").EnumerateArray().SelectMany(g => g.GetProperty("checks").EnumerateArray())
+            .ToDictionary(c => c.GetProperty("check").GetString()!, c => c);
+        var health = checks["api_server_responding"];
+        Assert.True(health.GetProperty("status").GetString() == "pass", health.ToString());
+        var limiter = checks["rate_limiters_functioning"];
+        Assert.True(limiter.GetProperty("status").GetString() == "pass", limiter.ToString());
+        Assert.Contains($"http://127.0.0.1:{apiPort}/api/ping", limiter.GetProperty("detail").GetString());
+        Assert.StartsWith("11 requests", limiter.GetProperty("observed").GetString());
+
+        // The API answers a client with a real key; the heartbeat's probes recorded nothing.
+        using var post = new HttpRequestMessage(HttpMethod.Post, $"http://127.0.0.1:{apiPort}/api/tasks")
         {
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Ops.OpsTestHost.ReadToken);
-            JsonElement? report = null;
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
-            while (report is null)
-            {
-                Assert.False(process.HasExited, $"the node exited: {output}");
-                Assert.True(DateTime.UtcNow < deadline, $"no heartbeat report within 3 minutes: {output}");
-                try
-                {
-                    var response = await http.GetAsync($"http://127.0.0.1:{opsPort}/heartbeat/latest");
-                    if (response.StatusCode == HttpStatusCode.OK)
-                        report = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
-                }
-                catch (HttpRequestException)
-                {
-                    // not up yet
-                }
-                if (report is null) await Task.Delay(500);
-            }
+            Content = new StringContent("""{"orchestrator": "support-lead", "kind": "ticket.triage"}""", Encoding.UTF8, "application/json"),
+        };
+        post.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        var created = await http.SendAsync(post);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal(eventsBefore, await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM security_events"));
 
-            var checks = report.Value.GetProperty("groups").EnumerateArray().SelectMany(g => g.GetProperty("checks").EnumerateArray())
-                .ToDictionary(c => c.GetProperty("check").GetString()!, c => c);
-            var health = checks["api_server_responding"];
-            Assert.True(health.GetProperty("status").GetString() == "pass", health.ToString());
-            var limiter = checks["rate_limiters_functioning"];
-            Assert.True(limiter.GetProperty("status").GetString() == "pass", limiter.ToString());
-            Assert.Contains($"http://127.0.0.1:{apiPort}/api/ping", limiter.GetProperty("detail").GetString());
-            Assert.StartsWith("11 requests", limiter.GetProperty("observed").GetString());
-
-            // The API answers a client with a real key; the heartbeat's probes recorded nothing.
-            using var post = new HttpRequestMessage(HttpMethod.Post, $"http://127.0.0.1:{apiPort}/api/tasks")
-            {
-                Content = new StringContent("""{"orchestrator": "support-lead", "kind": "ticket.triage"}""", Encoding.UTF8, "application/json"),
-            };
-            post.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
-            var created = await http.SendAsync(post);
-            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-            Assert.Equal(eventsBefore, await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM security_events"));
-
-            var metrics = await http.GetStringAsync($"http://127.0.0.1:{opsPort}/metrics");
-            Assert.Contains("clawkeeper_api_requests_total{route=\"/api/tasks\",status=\"201\"} 1", metrics);
-            // A one-node cluster: this node hosts the heartbeat singleton, so it exports the platform-wide series,
-            // and the rounds it ran are in the histograms.
-            var samples = ClawKeeper.Host.Tests.Ops.PrometheusSamples.Parse(metrics);
-            Assert.Equal(1, samples["clawkeeper_metrics_platform_exporter"]);
-            Assert.True(samples["clawkeeper_heartbeat_last_completed_timestamp_seconds"] > 0);
-            Assert.True(samples["clawkeeper_heartbeat_duration_seconds_count{kind=\"full\"}"] >= 1);
-            Assert.True(samples["clawkeeper_api_request_duration_seconds_count{route=\"/api/tasks\",status_class=\"2xx\"}"] >= 1);
-            Assert.DoesNotContain(key, output.ToString());
-        }
-        finally
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-        }
+        var metrics = await http.GetStringAsync($"http://127.0.0.1:{node.OpsPort}/metrics");
+        Assert.Contains("clawkeeper_api_requests_total{route=\"/api/tasks\",status=\"201\"} 1", metrics);
+        // A one-node cluster: this node hosts the heartbeat singleton, so it exports the platform-wide series,
+        // and the rounds it ran are in the histograms.
+        var samples = ClawKeeper.Host.Tests.Ops.PrometheusSamples.Parse(metrics);
+        Assert.Equal(1, samples["clawkeeper_metrics_platform_exporter"]);
+        Assert.True(samples["clawkeeper_heartbeat_last_completed_timestamp_seconds"] > 0);
+        Assert.True(samples["clawkeeper_heartbeat_duration_seconds_count{kind=\"full\"}"] >= 1);
+        Assert.True(samples["clawkeeper_api_request_duration_seconds_count{route=\"/api/tasks\",status_class=\"2xx\"}"] >= 1);
+        Assert.DoesNotContain(key, node.Output);
     }
 }
 
