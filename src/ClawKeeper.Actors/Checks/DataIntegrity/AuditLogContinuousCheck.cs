@@ -234,8 +234,8 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
         // The age() test first: the position lookup runs only for the few rows written since.
         var changedOld = $"{horizon.ChangedSql("a")} and a.seq <= coalesce((@positions::jsonb ->> a.tenant_id)::bigint, 0)";
         long total, changedCount;
-        await using (var command = Command(connection, $"select count(*)::bigint, count(*) filter (where {changedOld})::bigint from audit_log a",
-            ("positions", positions)))
+        await using (var command = horizon.Bind(Command(connection, $"select count(*)::bigint, count(*) filter (where {changedOld})::bigint from audit_log a",
+            ("positions", positions))))
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -246,12 +246,12 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
         var lowered = new Dictionary<string, long>(StringComparer.Ordinal);
         if (changedCount > 0)
         {
-            await using var command = Command(connection, $"""
+            await using var command = horizon.Bind(Command(connection, $"""
                 select a.tenant_id, count(*)::bigint, min(a.seq),
                        (array_agg(a.seq::text || '|' || a.xmin::text || '|' || coalesce({horizon.CommitTimeSql("a")}, '') order by a.seq))[1:@sample]
                 from audit_log a where {changedOld}
                 group by a.tenant_id
-                """, ("positions", positions), ("sample", settings.SampleSize));
+                """, ("positions", positions), ("sample", settings.SampleSize)));
             await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {

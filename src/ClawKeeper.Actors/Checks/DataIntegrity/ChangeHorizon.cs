@@ -1,4 +1,5 @@
 using Npgsql;
+using NpgsqlTypes;
 
 namespace ClawKeeper.Actors.Checks.DataIntegrity;
 
@@ -20,6 +21,14 @@ namespace ClawKeeper.Actors.Checks.DataIntegrity;
 /// horizon in the future (another cluster, <c>pg_resetwal</c>) or no horizon at all makes the round
 /// examine every row instead.
 /// </para>
+/// <para>
+/// <c>age()</c> is parallel-restricted, so a scan filtered by it runs in one process. When at most
+/// <see cref="MaxListedXids"/> transaction ids were assigned since the horizon (the usual case between two
+/// heartbeats), the round lists them instead — every 32-bit id from the horizon to the next id, the three
+/// special ids skipped — and selects <c>xmin = any(@changed_xids)</c>: the same tuples (a normal xid's age is
+/// between 0 and the limit exactly when it is one of those ids), tested by a hashed lookup that parallel
+/// workers can run. The query must then bind <c>@changed_xids</c> with <see cref="Bind"/>.
+/// </para>
 /// </summary>
 /// <param name="Snapshot">This round's snapshot xmin (xid8), the next round's horizon.</param>
 /// <param name="Limit">The largest <c>age(xmin)</c> of a tuple written at or after the previous horizon; null = examine every row.</param>
@@ -29,8 +38,40 @@ public sealed record ChangeHorizon(long Snapshot, long? Limit, bool CommitTimest
 {
     public const long MaxUsableAge = 2_000_000_000;
 
+    /// <summary>Up to this many transaction ids since the horizon, the predicate lists them (parallel-safe); beyond, it uses <c>age()</c>.</summary>
+    public const long MaxListedXids = 250_000;
+
+    /// <summary>The previous horizon (64-bit), when there is a usable one.</summary>
+    public long? Previous { get; init; }
+
+    /// <summary>How many transaction ids may be listed (<see cref="MaxListedXids"/>; 0 = always <c>age()</c>).</summary>
+    public long ListLimit { get; init; } = MaxListedXids;
+
+    /// <summary>The 32-bit transaction ids from the previous horizon to the next id (special ids skipped), when few enough to list.</summary>
+    public uint[]? ChangedXids => Listed ? ListXids(Previous!.Value, Previous.Value + Limit!.Value) : null;
+
+    private bool Listed => Limit is { } limit && Previous is not null && limit <= ListLimit;
+
+    private static uint[] ListXids(long from, long to)
+    {
+        var xids = new List<uint>((int)(to - from + 1));
+        for (var x = from; x <= to; x++)
+            if ((uint)x >= 3) xids.Add((uint)x);   // 0, 1 and 2 are the invalid, bootstrap and frozen ids: age() never counts them
+        return xids.ToArray();
+    }
+
     /// <summary>The predicate on a table alias: the tuple was written at or after the previous horizon.</summary>
-    public string ChangedSql(string alias) => Limit is null ? "true" : $"(age({alias}.xmin) between 0 and {Limit.Value})";
+    public string ChangedSql(string alias) => Limit is null ? "true"
+        : Listed ? $"({alias}.xmin = any(@changed_xids))"
+        : $"(age({alias}.xmin) between 0 and {Limit.Value})";
+
+    /// <summary>Binds <c>@changed_xids</c> (typed <c>xid[]</c>) when <see cref="ChangedSql"/> uses it; returns the command.</summary>
+    public NpgsqlCommand Bind(NpgsqlCommand command)
+    {
+        if (ChangedXids is { } xids && !command.Parameters.Contains("changed_xids"))
+            command.Parameters.Add(new NpgsqlParameter("changed_xids", NpgsqlDbType.Array | NpgsqlDbType.Xid) { Value = xids });
+        return command;
+    }
 
     /// <summary>The commit time of a tuple's writer as text, or null when the database does not record it.</summary>
     public string CommitTimeSql(string alias) => CommitTimestamps
@@ -69,6 +110,6 @@ public sealed record ChangeHorizon(long Snapshot, long? Limit, bool CommitTimest
             return new ChangeHorizon(snapshot, null, timestamps, $"the recorded horizon (xid {horizon}) is ahead of this database's next transaction id ({next}): restored or reset?");
         if (limit >= MaxUsableAge)
             return new ChangeHorizon(snapshot, null, timestamps, $"{limit} transactions since the last verified round: beyond the 32-bit xmin's safe range");
-        return new ChangeHorizon(snapshot, limit, timestamps, null);
+        return new ChangeHorizon(snapshot, limit, timestamps, null) { Previous = horizon };
     }
 }
