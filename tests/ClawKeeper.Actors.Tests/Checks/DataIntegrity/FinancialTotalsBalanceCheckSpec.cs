@@ -100,4 +100,25 @@ public class FinancialTotalsBalanceCheckSpec
         Assert.Contains("disagree with the running totals", full.Detail);
         Assert.Contains($"entry {entryId} off by 1.00", full.Detail);
     }
+
+    [Fact]
+    public async Task Two_entries_unbalanced_in_opposite_directions_behind_the_triggers_are_both_named_by_the_full_verification()
+    {
+        // +5.00 on a debit line of one entry and +5.00 on a credit line of another entry of the same tenant, behind the
+        // triggers: the tenant's debits and credits both grow by 5.00, so debits = credits still holds; only the
+        // per-entry balance tells (the weighted sums first, then the exact query that names both entries).
+        var database = await TestDatabases.CreateSeededAsync();
+        var debit = (await Sql.RowsAsync(database,
+            "select id, entry_id from journal_lines where tenant_id = 't-acme-bakery' and debit_cents > 0 order by id limit 1"))[0];
+        var credit = (await Sql.RowsAsync(database,
+            "select id, entry_id from journal_lines where tenant_id = 't-acme-bakery' and credit_cents > 0 and entry_id <> $1 order by id limit 1", (string)debit[1]!))[0];
+        await Integrity.TamperAsync(database, "update journal_lines set debit_cents = debit_cents + 500 where id = $1", (long)debit[0]!);
+        await Integrity.TamperAsync(database, "update journal_lines set credit_cents = credit_cents + 500 where id = $1", (long)credit[0]!);
+        await using var platform = NpgsqlDataSource.Create(database);
+
+        var full = await Run(platform, Integrity.Full);
+        Assert.Equal(CheckStatus.Fail, full.Status);
+        Assert.Contains($"tenant t-acme-bakery: entry {debit[1]} off by 5.00", full.Detail);
+        Assert.Contains($"tenant t-acme-bakery: entry {credit[1]} off by -5.00", full.Detail);
+    }
 }
