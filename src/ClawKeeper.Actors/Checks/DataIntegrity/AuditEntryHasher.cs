@@ -103,25 +103,11 @@ public sealed class AuditEntryHasher
     /// Parses 64 lower-case hex digits (UTF-8) into 32 bytes; false for anything else (upper case
     /// included: the database's hash is lower hex, so an upper-case hash never equals it).
     /// </summary>
-    public static bool TryParseLowerHex(ReadOnlySpan<byte> hex, Span<byte> bytes32)
-    {
-        if (hex.Length != 64) return false;
-        for (var i = 0; i < 32; i++)
-        {
-            var hi = Nibble(hex[2 * i]);
-            var lo = Nibble(hex[2 * i + 1]);
-            if ((hi | lo) < 0) return false;
-            bytes32[i] = (byte)((hi << 4) | lo);
-        }
-        return true;
-    }
-
-    private static int Nibble(byte c) => c switch
-    {
-        >= (byte)'0' and <= (byte)'9' => c - '0',
-        >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
-        _ => -1,
-    };
+    public static bool TryParseLowerHex(ReadOnlySpan<byte> hex, Span<byte> bytes32) =>
+        hex.Length == 64
+        && hex.IndexOfAnyInRange((byte)'A', (byte)'F') < 0
+        && Convert.FromHexString(hex, bytes32, out var consumed, out var written) == System.Buffers.OperationStatus.Done
+        && consumed == 64 && written == 32;
 
     private void Header(int byteLength)
     {
