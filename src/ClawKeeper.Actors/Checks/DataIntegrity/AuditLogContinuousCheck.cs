@@ -230,6 +230,10 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
     {
         var changes = new ChangedRows();
         if (horizon.Limit is null) return (ImmutableDictionary<string, AuditPosition>.Empty, changes);
+        // No JIT for the rest of this round: `xmin = any(@changed_xids)` cannot be estimated, and a misjudged "every row"
+        // would buy a compilation that costs more than these scans (FinancialTotalsBalanceCheck, the same).
+        await using (var noJit = Command(connection, "set local jit = off"))
+            await noJit.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         var positions = System.Text.Json.JsonSerializer.Serialize(verified.ToDictionary(v => v.Key, v => v.Value.Seq));
         // The age() test first: the position lookup runs only for the few rows written since.
         var changedOld = $"{horizon.ChangedSql("a")} and a.seq <= coalesce((@positions::jsonb ->> a.tenant_id)::bigint, 0)";
