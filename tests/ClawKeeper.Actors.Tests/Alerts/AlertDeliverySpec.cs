@@ -16,7 +16,6 @@ namespace ClawKeeper.Actors.Tests.Alerts;
 /// <summary>The heartbeat's alerts through a real SMTP server and a Discord stand-in on loopback.</summary>
 public class AlertDeliverySpec : Akka.TestKit.Xunit2.TestKit
 {
-    private static readonly HttpClient Http = new();
 
     // Every failure hard at once: these specs are about delivery, not soft states (CheckStatesSpec, HeartbeatRetrySpec).
     private static readonly HeartbeatSettings Heartbeat = new(TimeSpan.FromHours(4), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(10), 3, 100, RetryPolicy.Immediate);
@@ -32,15 +31,7 @@ public class AlertDeliverySpec : Akka.TestKit.Xunit2.TestKit
         _output = output;
     }
 
-    private static AlertDelivery Delivery(int smtpPort, Uri webhook) => new(
-        new AlertPolicy(TimeSpan.FromHours(4), new Dictionary<string, IReadOnlyList<string>> { ["super_admin"] = new[] { "email", "discord" } }),
-        new IAlertChannel[]
-        {
-            new SmtpAlertChannel(new SmtpSettings("127.0.0.1", smtpPort, SmtpTlsMode.None, null, null, "clawkeeper@localhost", TimeSpan.FromSeconds(5))),
-            new DiscordAlertChannel(Http),
-        },
-        new Dictionary<string, AudienceRoute> { ["super_admin"] = new("super_admin", new[] { "root@bookkeeping.test" }, webhook) },
-        TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1));
+    private static AlertDelivery Delivery(int smtpPort, Uri webhook) => LoopbackAlertDelivery.ToSuperAdmin(smtpPort, webhook);
 
     private IActorRef Start(string persistenceId, Func<CheckStatus> status, AlertDelivery delivery) =>
         Sys.ActorOf(HeartbeatSupervisor.Props(new HeartbeatSupervisorOptions(persistenceId, Heartbeat,

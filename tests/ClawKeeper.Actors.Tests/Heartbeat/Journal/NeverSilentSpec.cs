@@ -37,7 +37,6 @@ public class NeverSilentSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
         akka.logger-formatter = "Akka.Logger.Serilog.SerilogLogMessageFormatter, Akka.Logger.Serilog"
         """;
 
-    private static readonly HttpClient Http = new();
 
     private static readonly HeartbeatSettings Settings = new(
         Interval: TimeSpan.FromMinutes(1),
@@ -65,15 +64,7 @@ public class NeverSilentSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
 
     private string SpoolPath(string name) => Path.Combine(_directory.FullName, name, "heartbeat-spool.db");
 
-    private static AlertDelivery Delivery(int smtpPort, Uri webhook) => new(
-        new AlertPolicy(TimeSpan.FromHours(4), new Dictionary<string, IReadOnlyList<string>> { ["super_admin"] = new[] { "email", "discord" } }),
-        new IAlertChannel[]
-        {
-            new SmtpAlertChannel(new SmtpSettings("127.0.0.1", smtpPort, SmtpTlsMode.None, null, null, "clawkeeper@localhost", TimeSpan.FromSeconds(5))),
-            new DiscordAlertChannel(Http),
-        },
-        new Dictionary<string, AudienceRoute> { ["super_admin"] = new("super_admin", new[] { "root@bookkeeping.test" }, webhook) },
-        TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1));
+    private static AlertDelivery Delivery(int smtpPort, Uri webhook) => LoopbackAlertDelivery.ToSuperAdmin(smtpPort, webhook);
 
     private IActorRef Start(string persistenceId, string? spoolPath, Func<CheckStatus> status, IHeartbeatRunLog runLog, AlertDelivery? alerts = null, bool scheduled = false)
     {
