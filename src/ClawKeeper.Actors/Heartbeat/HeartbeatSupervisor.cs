@@ -128,7 +128,7 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
         {
             if (Sender != _journal) return;
             OnJournalUp();
-            var mark = _spool is null ? 0 : recovered.SpoolMarks.GetValueOrDefault(_spool.SpoolId);
+            var mark = SpoolMark(recovered);
             _state = recovered.State;
             if (SpoolDecisions.IsStale(_pending.Where(b => b.Seq > mark).ToList(), recovered.State) is { } newer)
             {
@@ -142,9 +142,8 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
             // Batches of this node's spool the journal does not hold yet (the node stopped during an outage).
             foreach (var batch in _pending.Where(b => b.Seq > mark))
                 _state = batch.Events.Aggregate(_state, (s, e) => s.Apply(e));
-            _pending.RemoveAll(b => b.Seq <= mark);
             // Already in the journal (the node stopped between the journal's write and the spool's trim): trim now.
-            if (mark > 0) SafeSpool(s => { s.DeleteUpTo(mark); return true; });
+            ForgetSpooledUpTo(mark);
             if (_pending.Count > 0)
                 _log.Warning("Heartbeat journal recovered; {Batches} batches from the local spool are not in it yet: writing them now", _pending.Count);
             StartRunning();
@@ -343,6 +342,16 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
         Become(Persisting);
     }
 
+    /// <summary>How far the recovered journal holds this node's spool (its <see cref="SpoolReconciled"/> marker; 0 = nothing).</summary>
+    private long SpoolMark(JournalRecovered recovered) => _spool is null ? 0 : recovered.SpoolMarks.GetValueOrDefault(_spool.SpoolId);
+
+    /// <summary>The spooled batches up to <paramref name="mark"/> are in the journal: forget them here and in the spool (memory-only batches stay).</summary>
+    private void ForgetSpooledUpTo(long mark)
+    {
+        _pending.RemoveAll(b => b.Seq > 0 && b.Seq <= mark);
+        if (mark > 0) SafeSpool(s => { s.DeleteUpTo(mark); return true; });
+    }
+
     private T? SafeSpool<T>(Func<HeartbeatSpool, T> action)
     {
         if (_spool is null) return default;
@@ -363,9 +372,7 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
         {
             if (Sender != _journal) return;
             OnJournalUp();
-            var mark = _spool is null ? 0 : recovered.SpoolMarks.GetValueOrDefault(_spool.SpoolId);
-            _pending.RemoveAll(b => b.Seq > 0 && b.Seq <= mark);
-            if (mark > 0) SafeSpool(s => { s.DeleteUpTo(mark); return true; });
+            ForgetSpooledUpTo(SpoolMark(recovered));
             _log.Info("Heartbeat journal recovered: reconciling {Batches} batches kept during the outage", _pending.Count);
             var before = _state.Outbox;
             if (_pending.Count == 0)
