@@ -488,9 +488,6 @@ public sealed class HeartbeatSupervisor : ReceiveActor, IWithTimers, IWithUnboun
 
     public string PersistenceId { get; }
 
-    /// <summary>Whether the journal is up (for the report and for specs).</summary>
-    internal bool JournalUp => _journalUp;
-
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(HeartbeatSupervisorOptions options) => Akka.Actor.Props.Create(() => new HeartbeatSupervisor(options));

@@ -118,15 +118,6 @@ public sealed class HeartbeatSpool
         return seq;
     }
 
-    /// <summary>Replaces the last known full state (e.g. after the journal's state was adopted).</summary>
-    public void SaveState(HeartbeatState state)
-    {
-        using var connection = OpenConnection();
-        using var tx = connection.BeginTransaction();
-        WriteState(connection, tx, state);
-        tx.Commit();
-    }
-
     private void WriteState(SqliteConnection connection, SqliteTransaction tx, HeartbeatState state)
     {
         using var update = connection.CreateCommand();
