@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Persistence;
 using ClawKeeper.Actors.Checks.DataIntegrity;
+using ClawKeeper.Actors.Heartbeat.Journal;
 
 namespace ClawKeeper.Actors.Heartbeat;
 
@@ -23,10 +24,8 @@ public sealed class IntegrityAnchorReader : ReceivePersistentActor
     public IntegrityAnchorReader(string persistenceId)
     {
         PersistenceId = persistenceId;
-        Recover<SnapshotOffer>(offer =>
-        {
-            if (offer.Snapshot is HeartbeatState snapshot) _state = snapshot;
-        });
+        // The journal's snapshots (HeartbeatJournal) wrap the state with the spool marks; older ones are the plain state.
+        Recover<SnapshotOffer>(offer => _state = HeartbeatJournalSnapshot.StateOf(offer.Snapshot) ?? _state);
         Recover<IHeartbeatEvent>(e => _state = _state.Apply(e));
         Command<GetRecoveredAnchors>(_ =>
         {

@@ -26,16 +26,8 @@ public sealed class HeartbeatJournal : ReceivePersistentActor
 
         Recover<SnapshotOffer>(offer =>
         {
-            switch (offer.Snapshot)
-            {
-                case HeartbeatJournalSnapshot snapshot:
-                    _state = snapshot.State;
-                    _marks = snapshot.SpoolMarks;
-                    break;
-                case HeartbeatState state:
-                    _state = state;
-                    break;
-            }
+            _state = HeartbeatJournalSnapshot.StateOf(offer.Snapshot) ?? _state;
+            if (offer.Snapshot is HeartbeatJournalSnapshot snapshot) _marks = snapshot.SpoolMarks;
         });
         Recover<SpoolReconciled>(Mark);
         Recover<IHeartbeatEvent>(e => _state = _state.Apply(e));

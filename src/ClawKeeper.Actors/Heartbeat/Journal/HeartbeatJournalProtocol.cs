@@ -11,7 +11,16 @@ namespace ClawKeeper.Actors.Heartbeat.Journal;
 public sealed record SpoolReconciled(string SpoolId, long UpToSeq) : IClawKeeperMessage;
 
 /// <summary>The journal's snapshot: the heartbeat state and how far each spool was reconciled (reads the older plain <see cref="HeartbeatState"/> too).</summary>
-public sealed record HeartbeatJournalSnapshot(HeartbeatState State, ImmutableDictionary<string, long> SpoolMarks) : IClawKeeperMessage;
+public sealed record HeartbeatJournalSnapshot(HeartbeatState State, ImmutableDictionary<string, long> SpoolMarks) : IClawKeeperMessage
+{
+    /// <summary>The state in a heartbeat snapshot of either shape (this one, or the older plain state); null for anything else.</summary>
+    public static HeartbeatState? StateOf(object snapshot) => snapshot switch
+    {
+        HeartbeatJournalSnapshot journal => journal.State,
+        HeartbeatState state => state,
+        _ => null,
+    };
+}
 
 /// <summary>The journal recovered: the state it holds and the spool marks (sent to the parent supervisor).</summary>
 internal sealed record JournalRecovered(HeartbeatState State, ImmutableDictionary<string, long> SpoolMarks);
