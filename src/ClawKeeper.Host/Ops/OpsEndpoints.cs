@@ -75,7 +75,7 @@ public sealed partial class OpsEndpoints
     private readonly OpsAuthorization _authorization;
     private readonly OpsAuthorization _readAuthorization;
     private readonly OpsHealthCache _health;
-    private readonly OpsFiguresCache _figures;
+    private readonly SharedResultCache<bool, PlatformFigures> _figures;
     private readonly Dictionary<string, Func<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckRegistration, bool>> _tagPredicates = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log;
     private readonly ClawKeeper.Platform.Alerts.AlertControlStore _alertControls;
@@ -98,7 +98,7 @@ public sealed partial class OpsEndpoints
         _authorization = new OpsAuthorization(settings.TokenSha256);
         _readAuthorization = new OpsAuthorization(settings.ReadTokenSha256);
         _health = new OpsHealthCache(system, settings.HealthCache);
-        _figures = new OpsFiguresCache(settings.HealthCache);
+        _figures = new SharedResultCache<bool, PlatformFigures>(settings.HealthCache);
         _log = Logging.GetLogger(system, "ClawKeeper.Ops");
         Metrics = CreateMetrics();
     }
@@ -276,7 +276,7 @@ public sealed partial class OpsEndpoints
         var cluster = ClusterView.Of(_system);
         var now = DateTimeOffset.UtcNow;
         var readiness = await ProbeAsync(OpsHealthChecks.ReadinessTag, cancellationToken).ConfigureAwait(false);
-        var platform = await _figures.GetAsync(history: true, () => PlatformAsync(history: true, CancellationToken.None)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var platform = await _figures.GetAsync(true, () => PlatformAsync(history: true, CancellationToken.None)).WaitAsync(cancellationToken).ConfigureAwait(false);
         if (!request.Details)
         {
             // Counts and check states only: no tenant ids, task ids, error texts or addresses.

@@ -13,40 +13,23 @@ namespace ClawKeeper.Host.Ops;
 public sealed class OpsHealthCache : HealthCheckService
 {
     private readonly ActorSystem _system;
-    private readonly TimeSpan _ttl;
-    private readonly Func<DateTimeOffset> _clock;
-    private readonly object _gate = new();
-    private readonly Dictionary<object, (Task<HealthReport> Report, DateTimeOffset Started)> _entries = new();
+    private readonly SharedResultCache<object, HealthReport> _reports;
+    private readonly object _noPredicate = new();
     private long _runs;
 
     public OpsHealthCache(ActorSystem system, TimeSpan ttl, Func<DateTimeOffset>? clock = null)
     {
         _system = system;
-        _ttl = ttl;
-        _clock = clock ?? (() => DateTimeOffset.UtcNow);
+        _reports = new SharedResultCache<object, HealthReport>(ttl, clock);
     }
 
     /// <summary>How many times the probes actually ran (a measurement for specs and docs).</summary>
     public long Runs => Interlocked.Read(ref _runs);
 
-    public override Task<HealthReport> CheckHealthAsync(Func<HealthCheckRegistration, bool>? predicate, CancellationToken cancellationToken = default)
-    {
-        if (_ttl <= TimeSpan.Zero) return RunAsync(predicate);
-        var key = (object?)predicate ?? _gate;
-        Task<HealthReport> report;
-        lock (_gate)
-        {
-            var now = _clock();
-            // A finished report is reused within the window; one still running is joined whatever its age.
-            if (!_entries.TryGetValue(key, out var entry) || (entry.Report.IsCompleted && now - entry.Started >= _ttl) || entry.Report.IsFaulted)
-            {
-                entry = (RunAsync(predicate), now);
-                _entries[key] = entry;
-            }
-            report = entry.Report;
-        }
-        return report.WaitAsync(cancellationToken);
-    }
+    public override Task<HealthReport> CheckHealthAsync(Func<HealthCheckRegistration, bool>? predicate, CancellationToken cancellationToken = default) =>
+        _reports.Caches
+            ? _reports.GetAsync((object?)predicate ?? _noPredicate, () => RunAsync(predicate)).WaitAsync(cancellationToken)
+            : RunAsync(predicate);
 
     private async Task<HealthReport> RunAsync(Func<HealthCheckRegistration, bool>? predicate)
     {
@@ -59,26 +42,28 @@ public sealed class OpsHealthCache : HealthCheckService
 }
 
 /// <summary>
-/// The status page's database figures behind the same short window as the health reports: reused for
-/// the window, and concurrent requests share the one load in flight.
+/// Results that are expensive to produce, behind a short window: a finished result is reused for
+/// <c>ttl</c>, one still being produced is joined whatever its age (concurrent callers share the one load
+/// in flight), a failed one is produced again. A ttl of zero or less caches nothing. Used for the health
+/// reports (<see cref="OpsHealthCache"/>) and the status page's database figures.
 /// </summary>
-internal sealed class OpsFiguresCache
+internal sealed class SharedResultCache<TKey, TValue>(TimeSpan ttl, Func<DateTimeOffset>? clock = null) where TKey : notnull
 {
-    private readonly TimeSpan _ttl;
+    private readonly Func<DateTimeOffset> _clock = clock ?? (() => DateTimeOffset.UtcNow);
     private readonly object _gate = new();
-    private readonly Dictionary<bool, (Task<OpsEndpoints.PlatformFigures> Figures, DateTimeOffset Started)> _entries = new();
+    private readonly Dictionary<TKey, (Task<TValue> Result, DateTimeOffset Started)> _entries = new();
 
-    public OpsFiguresCache(TimeSpan ttl) => _ttl = ttl;
+    public bool Caches => ttl > TimeSpan.Zero;
 
-    public Task<OpsEndpoints.PlatformFigures> GetAsync(bool history, Func<Task<OpsEndpoints.PlatformFigures>> load)
+    public Task<TValue> GetAsync(TKey key, Func<Task<TValue>> load)
     {
-        if (_ttl <= TimeSpan.Zero) return load();
+        if (!Caches) return load();
         lock (_gate)
         {
-            var now = DateTimeOffset.UtcNow;
-            if (!_entries.TryGetValue(history, out var entry) || (entry.Figures.IsCompleted && now - entry.Started >= _ttl) || entry.Figures.IsFaulted)
-                _entries[history] = entry = (load(), now);
-            return entry.Figures;
+            var now = _clock();
+            if (!_entries.TryGetValue(key, out var entry) || (entry.Result.IsCompleted && now - entry.Started >= ttl) || entry.Result.IsFaulted)
+                _entries[key] = entry = (load(), now);
+            return entry.Result;
         }
     }
 }
