@@ -219,12 +219,7 @@ public sealed class AuditChainVerifier(NpgsqlDataSource platform, int streams = 
                 long? prevSeq = reader.IsDBNull(2) ? null : reader.GetInt64(2);
                 var before = reader.IsDBNull(4) ? null : reader.GetString(4);
                 var entry = reader.GetString(5);
-                anomalies.Add(reader.GetString(3) switch
-                {
-                    "gap" => new AuditAnomaly(tenant, "missing (gap in the chain)", (prevSeq ?? 0) + 1, seq - 1, before, entry),
-                    "modified" => new AuditAnomaly(tenant, "modified (its hash does not recompute from its content)", seq, seq, before, null),
-                    _ => new AuditAnomaly(tenant, "breaks the chain (prev_hash is not the previous entry's hash: previous entry modified, or this one forged)", seq, seq, before, null),
-                });
+                anomalies.Add(AuditAnomaly.InChain(reader.GetString(3), tenant, seq, prevSeq, before, entry));
             }
         }
 

@@ -7,6 +7,17 @@ namespace ClawKeeper.Actors.Checks.DataIntegrity;
 /// <summary>One thing wrong with a tenant's audit chain, with the neighbouring entries for the investigation.</summary>
 public sealed record AuditAnomaly(string TenantId, string Kind, long FromSeq, long ToSeq, string? Before, string? After)
 {
+    /// <summary>
+    /// An anomaly the windowed chain query names (<paramref name="kind"/> <c>gap</c>, <c>modified</c> or <c>broken-link</c>),
+    /// worded the same for the incremental round and the full verification's SQL re-check.
+    /// </summary>
+    public static AuditAnomaly InChain(string kind, string tenant, long seq, long? prevSeq, string? before, string entry) => kind switch
+    {
+        "gap" => new AuditAnomaly(tenant, "missing (gap in the chain)", (prevSeq ?? 0) + 1, seq - 1, before, entry),
+        "modified" => new AuditAnomaly(tenant, "modified (its hash does not recompute from its content)", seq, seq, before, null),
+        _ => new AuditAnomaly(tenant, "breaks the chain (prev_hash is not the previous entry's hash: previous entry modified, or this one forged)", seq, seq, before, null),
+    };
+
     public string Describe()
     {
         var range = FromSeq == ToSeq ? $"seq {FromSeq}" : $"seq {FromSeq}..{ToSeq}";
@@ -154,11 +165,9 @@ public sealed class AuditLogContinuousCheck(NpgsqlDataSource? platform, DataInte
                 var entry = reader.GetString(6);
                 anomalies.Add(kind switch
                 {
-                    "gap" => new AuditAnomaly(tenant, "missing (gap in the chain)", (prevSeq ?? 0) + 1, seq - 1, before, entry),
                     "verified-entry-missing" => new AuditAnomaly(tenant, $"missing: the verified entry is gone (verified up to seq {verifiedSeq})", verifiedSeq, seq - 1, null, entry),
                     "verified-entry-rewritten" => new AuditAnomaly(tenant, "rewritten after it was verified (hash changed)", seq, seq, null, entry),
-                    "modified" => new AuditAnomaly(tenant, "modified (its hash does not recompute from its content)", seq, seq, before, null),
-                    _ => new AuditAnomaly(tenant, "breaks the chain (prev_hash is not the previous entry's hash: previous entry modified, or this one forged)", seq, seq, before, null),
+                    _ => AuditAnomaly.InChain(kind, tenant, seq, prevSeq, before, entry),
                 });
             }
 
