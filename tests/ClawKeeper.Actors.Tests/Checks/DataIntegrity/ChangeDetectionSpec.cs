@@ -225,4 +225,33 @@ public class ChangeDetectionSpec
         Assert.Contains($"tenant {Tenant}: seq 2 modified", rewritten.Detail);
         Assert.Matches($@"tenant {Tenant} seq 2 written by transaction \d+ \(commit time not recorded: track_commit_timestamp is off\)", rewritten.Detail);
     }
+
+    [Fact]
+    public async Task New_entries_alone_are_the_ordinary_range_and_a_rewrite_among_them_is_still_named()
+    {
+        const string Other = "t-harbor-dental";
+        var (database, platform, verified) = await VerifiedAsync();
+        await using var _p = platform;
+        var append = $"""
+            insert into audit_log (tenant_id, actor, action) values ('{Tenant}', 'carol', 'report.exported');
+            insert into audit_log (tenant_id, actor, action) values ('{Tenant}', 'carol', 'report.printed');
+            """;
+        await Integrity.AsApplicationAsync(database, Tenant, append);
+        await Integrity.AsApplicationAsync(database, Other, "insert into audit_log (tenant_id, actor, action) values ('t-harbor-dental', 'alice', 'invoice.sent')");
+
+        // Only rows past the verified seqs were written: no verified entry is reported as changed.
+        var quiet = await Audit(platform, verified);
+        Assert.Equal(CheckStatus.Pass, quiet.Status);
+        Assert.StartsWith("3 entries verified (incremental)", quiet.Observed);
+        Assert.DoesNotContain("changed since", quiet.Observed);
+
+        // The same new rows, and one verified entry deep in another tenant's chain rewritten: the counts of rows written
+        // since no longer match the rows past the verified seqs, and the rewritten one is found and named.
+        await Integrity.TamperAsync(database, "update audit_log set action = 'invoice.voided' where tenant_id = $1 and seq = 2", Other);
+        var rewritten = await Audit(platform, verified);
+        Assert.Equal(CheckStatus.Fail, rewritten.Status);
+        Assert.Contains($"tenant {Other}: seq 2 modified", rewritten.Detail);
+        Assert.Matches($@"tenant {Other} seq 2 written by transaction \d+", rewritten.Detail);
+        Assert.DoesNotContain($"tenant {Tenant}:", rewritten.Detail);
+    }
 }
