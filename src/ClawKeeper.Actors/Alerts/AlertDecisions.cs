@@ -9,6 +9,9 @@ namespace ClawKeeper.Actors.Alerts;
 /// An open incident: raised once, reminded on an interval until acknowledged, resolved with a
 /// notice. <see cref="Suppressed"/>: raised inside a silence (kept, not sent); <see cref="ResolvedAt"/>:
 /// the problem went away while silenced (the resolved notice goes out when the window ends).
+/// <see cref="Told"/>: the checks (<c>group/check</c>) its notifications have named so far, kept for the
+/// escalation, which tells super_admin again when a problem it has not named is confirmed during its streak;
+/// <c>null</c> in incidents written before it existed (then the checks its <see cref="Summary"/> names stand for it).
 /// </summary>
 public sealed record Incident(
     string DedupKey,
@@ -21,7 +24,8 @@ public sealed record Incident(
     DateTimeOffset? LastNotifiedAt,
     bool Acknowledged,
     bool Suppressed,
-    DateTimeOffset? ResolvedAt);
+    DateTimeOffset? ResolvedAt,
+    IReadOnlyList<string>? Told = null);
 
 /// <summary>A notification waiting for its channels; removed when every channel has it.</summary>
 public sealed record QueuedNotification(Notification Notification, ImmutableHashSet<string> PendingChannels);
@@ -73,8 +77,9 @@ public static class AlertDecisions
 
         foreach (var alert in report.Alerts)
         {
+            var evidence = alert.Evidence ?? LinesFor(alert.DedupKey, report);
             var incident = new Incident(alert.DedupKey, alert.Audience, alert.Channels, alert.Severity, alert.Summary,
-                alert.Evidence ?? LinesFor(alert.DedupKey, report), now, null, false, false, null);
+                evidence, now, null, false, false, null, TellsStreak(alert.DedupKey) ? Named(evidence) : null);
             if (Silenced(alert.DedupKey))
             {
                 incident = incident with { Suppressed = true };
@@ -97,14 +102,32 @@ public static class AlertDecisions
             if (stillOpen.Contains(key) && incident.ResolvedAt is null)
             {
                 var lines = LinesFor(key, report);
+                // Written before Told: its lines grew with the streak without telling anyone; what it told is what its summary names.
+                if (TellsStreak(key) && incident.Told is null)
+                    incident = incident with { Told = Named(existing.Lines).Where(k => existing.Summary.Contains(k, StringComparison.Ordinal)).ToList() };
                 // The escalation keeps every problem of its streak: today's evidence first, the earlier checks after it.
                 if (key == HeartbeatDecisions.ConsecutiveFailuresDedupKey && lines.Count > 0)
                     lines = lines.Concat(incident.Lines).DistinctBy(l => (l.Group, l.Check)).ToList();
                 if (lines.Count > 0) incident = incident with { Lines = lines };
+                var newlyConfirmed = TellsStreak(key)
+                    ? NewlyConfirmed(incident, report, incidents.Keys.Concat(next.Keys).ToHashSet(StringComparer.Ordinal))
+                    : Array.Empty<string>();
                 if (incident.Suppressed && !silenced)
                 {
-                    incident = incident with { Suppressed = false, LastNotifiedAt = now };
+                    incident = incident with { Suppressed = false, LastNotifiedAt = now, Told = TellsStreak(key) ? Named(incident.Lines) : null };
                     outgoing.Add((NotificationKind.Firing, incident)); // the window ended with the problem still there
+                }
+                else if (!incident.Suppressed && !silenced && newlyConfirmed.Count > 0)
+                {
+                    // A problem confirmed during an escalated streak that super_admin has not been told about (the platform
+                    // database going down while the books already fail): told now, not at the next reminder hours later.
+                    incident = incident with
+                    {
+                        Summary = EscalationUpdateSummary(report, newlyConfirmed),
+                        LastNotifiedAt = now,
+                        Told = incident.Told!.Concat(newlyConfirmed).Concat(Named(incident.Lines)).Distinct(StringComparer.Ordinal).ToList(),
+                    };
+                    outgoing.Add((NotificationKind.Firing, incident));
                 }
                 else if (!incident.Suppressed && !incident.Acknowledged && !silenced
                          && (incident.LastNotifiedAt is null || now - incident.LastNotifiedAt.Value >= policy.ReminderInterval))
@@ -130,6 +153,35 @@ public static class AlertDecisions
             .Select(g => Build(report, g.Key.Audience, g.Key.Kind, g.Select(o => o.Incident).ToList(), now, policy))
             .ToList();
         return new AlertPlan(next.ToImmutable(), notifications, alerts);
+    }
+
+    /// <summary>The escalation keeps what it has told (<see cref="Incident.Told"/>); the other incidents name one check.</summary>
+    private static bool TellsStreak(string dedupKey) => dedupKey == HeartbeatDecisions.ConsecutiveFailuresDedupKey;
+
+    private static IReadOnlyList<string> Named(IEnumerable<NotificationLine> lines) =>
+        lines.Select(l => CheckStates.KeyOf(l.Group, l.Check)).Distinct(StringComparer.Ordinal).ToList();
+
+    /// <summary>
+    /// The confirmed (hard, not flapping) problems of this heartbeat that the escalation has not named yet and that no
+    /// super_admin alert of their own covers (a data-integrity failure is told at once by its own alert).
+    /// </summary>
+    private static IReadOnlyList<string> NewlyConfirmed(Incident escalation, HeartbeatReport report, IReadOnlySet<string> openKeys)
+    {
+        var told = (escalation.Told ?? Array.Empty<string>()).ToHashSet(StringComparer.Ordinal);
+        return report.Problems()
+            .Where(p => p.Check.State == "hard" && p.Check.Flapping != true)
+            .Where(p => !openKeys.Contains(HeartbeatDecisions.CheckDedupKey(p.Group, p.Check.Check)))
+            .Select(p => CheckStates.KeyOf(p.Group, p.Check.Check))
+            .Where(k => !told.Contains(k))
+            .ToList();
+    }
+
+    private static string EscalationUpdateSummary(HeartbeatReport report, IReadOnlyList<string> newlyConfirmed)
+    {
+        const int named = 3;
+        var names = string.Join(", ", newlyConfirmed.Take(named)) + (newlyConfirmed.Count > named ? $" and {newlyConfirmed.Count - named} more" : "");
+        var failingNow = report.Problems().Select(p => CheckStates.KeyOf(p.Group, p.Check.Check));
+        return $"{report.ConsecutiveFailures} consecutive failed heartbeats, newly confirmed: {names}; failing now: {string.Join(", ", failingNow)}";
     }
 
     private static string Routed(AlertPolicy policy, Incident incident)

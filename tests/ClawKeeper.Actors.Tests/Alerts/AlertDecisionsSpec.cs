@@ -122,6 +122,101 @@ public class AlertDecisionsSpec
         Assert.Equal(0, platform.State.ConsecutiveFailures);
     }
 
+    /// <summary>Heartbeats with the default retry policy (a new problem is soft, confirmed at its third attempt), any group.</summary>
+    private sealed class RetryingPlatform
+    {
+        public HeartbeatState State = HeartbeatState.Empty;
+        public readonly List<AlertControl> Controls = new();
+
+        public AlertPlan Beat(DateTimeOffset at, params (string Group, string Check)[] failing)
+        {
+            var groups = failing.GroupBy(f => f.Group).Select(g => new GroupReport(g.Key, CheckStatus.Fail,
+                g.Select(f => new CheckResult(f.Check, CheckStatus.Fail, $"observed {f.Check}", "threshold", $"evidence of {f.Check}", 3)).ToList())).ToList();
+            if (groups.Count == 0)
+                groups.Add(new GroupReport(CheckGroups.TaskQueue, CheckStatus.Pass, new[] { new CheckResult("queue_depth", CheckStatus.Pass, "0 pending", "threshold", "", 1) }));
+            var (report, states, _) = HeartbeatDecisions.DecideRound(State, HeartbeatDecisions.NextId(at, State.Latest?.Id), at, at.AddSeconds(1), groups, 3, false,
+                RetryPolicy.Default, FlappingPolicy.Default);
+            var plan = AlertDecisions.Plan(State.Incidents, report, Controls, at, Policy);
+            State = State.Apply(new HeartbeatRecorded(report)).Apply(new CheckStatesObserved(states)).Apply(new IncidentsUpdated(plan.Incidents)).Apply(new NotificationsQueued(plan.Notifications));
+            return plan;
+        }
+    }
+
+    [Fact]
+    public void A_problem_confirmed_during_an_escalated_streak_is_told_to_super_admin_then_not_at_the_next_reminder()
+    {
+        var platform = new RetryingPlatform();
+        var queue = (CheckGroups.TaskQueue, "queue_depth");
+        var database = (CheckGroups.SystemHealth, "database_connection");
+        var stuck = (CheckGroups.TaskQueue, "stuck_tasks");
+        var minute = 0;
+        AlertPlan Beat(params (string, string)[] failing) => platform.Beat(T0.AddMinutes(minute++), failing);
+
+        Assert.Empty(Beat(queue).Notifications);
+        Assert.Empty(Beat(queue).Notifications);
+        var escalation = Assert.Single(Beat(queue).Notifications).Notification;
+        Assert.Equal(new[] { HeartbeatDecisions.ConsecutiveFailuresDedupKey }, escalation.DedupKeys);
+
+        // The platform database goes down during the streak: nothing while it is soft (it may be a blip) ...
+        Assert.Empty(Beat(queue, database).Notifications);
+        Assert.Empty(Beat(queue, database).Notifications);
+        // ... told when it is confirmed, on both channels, named in the title, with the streak's evidence.
+        var update = Assert.Single(Beat(queue, database).Notifications);
+        var told = update.Notification;
+        Assert.Equal((NotificationKind.Firing, "super_admin"), (told.Kind, told.Audience));
+        Assert.Equal(new[] { HeartbeatDecisions.ConsecutiveFailuresDedupKey }, told.DedupKeys);
+        Assert.Equal(new[] { "discord", "email" }, update.PendingChannels.Order());
+        Assert.Equal("6 consecutive failed heartbeats, newly confirmed: system_health/database_connection", told.Title);
+        Assert.Contains("failing now: task_queue/queue_depth, system_health/database_connection", told.Summary);
+        Assert.Contains(told.Lines, l => l.Check == "database_connection");
+        Assert.Contains(told.Lines, l => l.Check == "queue_depth");
+        // Once: the same problems raise nothing new.
+        Assert.Empty(Beat(queue, database).Notifications);
+
+        // An acknowledgement covers what super_admin knows; a problem confirmed after it is still told.
+        platform.Controls.Add(new AlertControl(1, "ack", HeartbeatDecisions.ConsecutiveFailuresDedupKey, null, "dana", "on it", T0.AddMinutes(minute)));
+        Assert.Empty(Beat(queue, database, stuck).Notifications);
+        Assert.Empty(Beat(queue, database, stuck).Notifications);
+        Assert.Contains("newly confirmed: task_queue/stuck_tasks", Assert.Single(Beat(queue, database, stuck).Notifications).Notification.Title);
+        Assert.Empty(Beat(queue, database, stuck).Notifications);
+
+        var resolved = Assert.Single(Beat().Notifications).Notification;
+        Assert.Equal(NotificationKind.Resolved, resolved.Kind);
+        Assert.Empty(platform.State.Incidents);
+    }
+
+    [Fact]
+    public void An_escalation_written_before_it_kept_what_it_told_counts_what_its_summary_names_as_told()
+    {
+        // As persisted by the previous build: the lines grew with the streak (database_connection failed, soft, in a
+        // heartbeat of it) but only queue_depth was ever named to super_admin.
+        NotificationLine Line(string group, string check) => new(group, check, "fail", "o", "t", "d");
+        var legacy = new Incident(HeartbeatDecisions.ConsecutiveFailuresDedupKey, "super_admin", new[] { "email", "discord" }, "critical",
+            "3 consecutive failed heartbeats; failing now: task_queue/queue_depth",
+            new[] { Line(CheckGroups.TaskQueue, "queue_depth"), Line(CheckGroups.SystemHealth, "database_connection") },
+            T0, T0, false, false, null);
+        var report = HeartbeatDecisions.Decide(HeartbeatState.Empty with { ConsecutiveFailures = 5 }, "heartbeat-x", T0.AddMinutes(5), T0.AddMinutes(5), new[]
+        {
+            new GroupReport(CheckGroups.TaskQueue, CheckStatus.Fail, new[] { new CheckResult("queue_depth", CheckStatus.Fail, "o", "t", "d", 1) }),
+            new GroupReport(CheckGroups.SystemHealth, CheckStatus.Fail, new[] { new CheckResult("database_connection", CheckStatus.Fail, "o", "t", "d", 1) }),
+        }, 100, false);
+        var plan = AlertDecisions.Plan(ImmutableDictionary<string, Incident>.Empty.Add(legacy.DedupKey, legacy), report, Array.Empty<AlertControl>(), T0.AddMinutes(5), Policy);
+        Assert.Equal("6 consecutive failed heartbeats, newly confirmed: system_health/database_connection", Assert.Single(plan.Notifications).Notification.Title);
+        Assert.Equal(new[] { "system_health/database_connection", "task_queue/queue_depth" }, plan.Incidents[legacy.DedupKey].Told!.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void A_data_integrity_failure_during_an_escalated_streak_is_told_once_by_its_own_alert()
+    {
+        var platform = new RetryingPlatform();
+        var queue = (CheckGroups.TaskQueue, "queue_depth");
+        var books = (CheckGroups.DataIntegrity, "financial_totals_balance");
+        for (var i = 0; i < 3; i++) platform.Beat(T0.AddMinutes(i), queue);
+        var firing = Assert.Single(platform.Beat(T0.AddMinutes(3), queue, books).Notifications).Notification;
+        Assert.Equal(new[] { HeartbeatDecisions.CheckDedupKey(books.Item1, books.Item2) }, firing.DedupKeys);
+        Assert.Empty(platform.Beat(T0.AddMinutes(4), queue, books).Notifications);
+    }
+
     [Fact]
     public void An_audience_without_a_configured_channel_is_recorded_not_queued()
     {

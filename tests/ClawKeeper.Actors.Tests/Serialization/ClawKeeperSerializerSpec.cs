@@ -142,6 +142,20 @@ public class ClawKeeperSerializerSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void An_escalation_written_before_it_kept_what_it_told_is_read_without_it()
+    {
+        // Frozen bytes of incidents-updated.v1 as written before Incident.Told (AlertDecisions then takes the checks its summary names).
+        const string frozen = """
+            {"incidents":{"heartbeat:consecutive-failures:super_admin":{"dedupKey":"heartbeat:consecutive-failures:super_admin","audience":"super_admin","channels":["email","discord"],"severity":"critical","summary":"3 consecutive failed heartbeats; failing now: task_queue/queue_depth","lines":[{"group":"task_queue","check":"queue_depth","status":"fail","observed":"168 pending","threshold":"pending < 100","detail":"cfo 20"}],"openedAt":"2026-11-28T04:00:01+00:00","lastNotifiedAt":"2026-11-28T04:00:01+00:00","acknowledged":false,"suppressed":false,"resolvedAt":null}}}
+            """;
+        var serializer = new ClawKeeperSerializer((ExtendedActorSystem)Sys);
+        var updated = Assert.IsType<IncidentsUpdated>(serializer.FromBinary(System.Text.Encoding.UTF8.GetBytes(frozen), "incidents-updated.v1"));
+        var escalation = updated.Incidents[HeartbeatDecisions.ConsecutiveFailuresDedupKey];
+        Assert.Null(escalation.Told);
+        Assert.Equal("queue_depth", Assert.Single(escalation.Lines).Check);
+    }
+
+    [Fact]
     public void An_unknown_manifest_is_refused_by_name()
     {
         var serializer = new ClawKeeperSerializer((ExtendedActorSystem)Sys);
