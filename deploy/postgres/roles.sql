@@ -1,5 +1,7 @@
--- The login roles of a ClawKeeper deployment (docs/security.md), run by the schema owner AFTER
--- `clawkeeper db migrate` (migration 0009 creates the clawkeeper_monitor group). Idempotent: it sets
+-- The login roles of a ClawKeeper deployment (docs/security.md), run by a superuser AFTER
+-- `clawkeeper db migrate` (migration 0009 creates the clawkeeper_monitor group): PostgreSQL 15 lets only a
+-- superuser create a BYPASSRLS role ("must be superuser to create bypassrls users"); in the container the schema
+-- owner is one. Idempotent: it sets
 -- the passwords again on every run. Passwords come as psql variables, never on a command line:
 --   psql -v node_pw="$CLAWKEEPER_NODE_DB_PASSWORD" -v journal_pw="$CLAWKEEPER_JOURNAL_DB_PASSWORD" -f roles.sql
 --   clawkeeper_node     what `run` and `check` connect as (CLAWKEEPER_PLATFORM_DB): the monitoring
